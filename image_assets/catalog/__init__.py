@@ -1,0 +1,1 @@
+"""Catalog records, the kits CSV contract, and the DuckDB catalog."""

@@ -1,0 +1,110 @@
+"""Records passed between assets; the one place their fields are defined.
+
+Each asset stores a list of these as JSON (see ``defs/io.py``), so the models
+are plain pydantic with JSON-friendly field types.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class PageRecord(BaseModel):
+    """One fetched catalog page, its raw bytes kept in the blob store at ``key``."""
+
+    url: str
+    role: Literal["listing", "product", "api"]
+    key: str | None = None
+    sha256: str | None = None
+    content_type: str | None = None
+    status: Literal["fetched", "not_modified", "failed", "refused"]
+    reason: str | None = None
+
+
+class Product(BaseModel):
+    """A parsed product, as the vendor's catalog describes it."""
+
+    product_id: str
+    name: str | None = None
+    manufacturer: str
+    url: str | None = None
+    sku: str | None = None
+    image_urls: list[str] = Field(default_factory=list)
+    price: float | None = None
+    currency: str | None = None
+    availability: str | None = None
+
+
+class ImageRecord(BaseModel):
+    """A product image after download, validation and normalization.
+
+    ``status`` is ``ok`` or ``failed``; a failed image keeps its ``reason`` and
+    the product still flows downstream with an empty image.
+    """
+
+    product_id: str
+    position: int
+    source_url: str
+    status: Literal["ok", "failed"]
+    reason: str | None = None
+    downloaded: bool = False
+    original_sha256: str | None = None
+    original_bytes: int | None = None
+    original_format: str | None = None
+    master_key: str | None = None
+    master_sha256: str | None = None
+    width: int | None = None
+    height: int | None = None
+    format: str | None = None
+    bytes: int | None = None
+
+
+class RenditionFile(BaseModel):
+    """One encoded rendition of a master image."""
+
+    name: str
+    format: str
+    width: int
+    height: int
+    bytes: int
+    key: str
+    sha256: str
+
+
+class ImageRenditions(BaseModel):
+    product_id: str
+    position: int
+    master_sha256: str
+    status: Literal["ok", "failed"] = "ok"
+    reason: str | None = None
+    encoded: int = 0
+    renditions: list[RenditionFile] = Field(default_factory=list)
+
+
+class CdnAsset(BaseModel):
+    """What a CDN backend holds for one public_id; the one CDN result type."""
+
+    public_id: str
+    storage: Literal["cloudinary", "s3", "local"]
+    url: str
+    secure_url: str
+    version: int | None = None
+    bytes: int
+    width: int | None = None
+    height: int | None = None
+    format: str
+    sha256: str
+    etag: str | None = None
+
+
+class ImageUpload(BaseModel):
+    """The outcome of publishing one product image (and its renditions) to the CDN."""
+
+    product_id: str
+    position: int
+    status: Literal["uploaded", "unchanged", "failed"]
+    reason: str | None = None
+    asset: CdnAsset | None = None
+    renditions: dict[str, str] = Field(default_factory=dict)

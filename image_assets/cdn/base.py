@@ -1,0 +1,50 @@
+"""The CDN backend interface.
+
+A backend publishes bytes under a ``public_id`` (``kits/estes/1234``) and
+answers with a :class:`~image_assets.catalog.records.CdnAsset`. ``lookup``
+lets callers skip uploads of bytes the CDN already holds (same sha256).
+Backends that transform on delivery (Cloudinary) need only the master;
+the others also receive the pre-made renditions.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from image_assets.catalog.records import CdnAsset
+
+
+class CdnError(RuntimeError):
+    """An upload or delete failed; the message never contains credentials."""
+
+
+@runtime_checkable
+class CdnBackend(Protocol):
+    storage: str
+    transforms_on_delivery: bool
+
+    def upload(
+        self,
+        data: bytes,
+        public_id: str,
+        *,
+        format: str,
+        sha256: str,
+        width: int | None = None,
+        height: int | None = None,
+    ) -> CdnAsset: ...
+
+    def lookup(self, public_id: str) -> CdnAsset | None: ...
+
+    def delete(self, public_id: str) -> bool: ...
+
+    def delivery_url(
+        self,
+        public_id: str,
+        *,
+        width: int | None = None,
+        height: int | None = None,
+        crop: str | None = None,
+        format: str = "auto",
+        quality: str = "auto",
+    ) -> str: ...

@@ -1,0 +1,90 @@
+"""The `local` CDN: a folder served (or opened) as-is; the embedded default.
+
+Files live at ``{public_id}.{ext}`` under the CDN root and a small JSON record
+per public_id under ``_meta/`` remembers sha256, size and dimensions so a
+re-run can skip unchanged uploads without reading the image bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+from image_assets.catalog.records import CdnAsset
+from image_assets.imaging.renditions import EXTENSIONS
+from image_assets.storage import BlobNotFound, LocalBlobStore, validate_key
+
+
+class LocalCdn:
+    storage = "local"
+    transforms_on_delivery = False
+
+    def __init__(self, root: str, base_url: str | None = None):
+        self.store = LocalBlobStore(root)
+        self.base_url = (base_url or self.store.root.as_uri()).rstrip("/")
+
+    def _meta_key(self, public_id: str) -> str:
+        return f"_meta/{validate_key(public_id)}.json"
+
+    def upload(
+        self,
+        data: bytes,
+        public_id: str,
+        *,
+        format: str,
+        sha256: str,
+        width: int | None = None,
+        height: int | None = None,
+    ) -> CdnAsset:
+        ext = EXTENSIONS.get(format, format)
+        key = f"{validate_key(public_id)}.{ext}"
+        previous = self.lookup(public_id)
+        if previous and previous.format != format:
+            self.store.delete(f"{public_id}.{EXTENSIONS.get(previous.format, previous.format)}")
+        self.store.put(key, data)
+        url = f"{self.base_url}/{key}"
+        asset = CdnAsset(
+            public_id=public_id,
+            storage="local",
+            url=url,
+            secure_url=url,
+            version=int(time.time()),
+            bytes=len(data),
+            width=width,
+            height=height,
+            format=format,
+            sha256=sha256,
+        )
+        self.store.put(self._meta_key(public_id), asset.model_dump_json().encode())
+        return asset
+
+    def lookup(self, public_id: str) -> CdnAsset | None:
+        try:
+            asset = CdnAsset.model_validate(json.loads(self.store.get(self._meta_key(public_id))))
+        except (BlobNotFound, ValueError):
+            return None
+        ext = EXTENSIONS.get(asset.format, asset.format)
+        return asset if self.store.exists(f"{public_id}.{ext}") else None
+
+    def delete(self, public_id: str) -> bool:
+        asset = self.lookup(public_id)
+        self.store.delete(self._meta_key(public_id))
+        if asset is None:
+            return False
+        return self.store.delete(f"{public_id}.{EXTENSIONS.get(asset.format, asset.format)}")
+
+    def delivery_url(
+        self,
+        public_id: str,
+        *,
+        width: int | None = None,
+        height: int | None = None,
+        crop: str | None = None,
+        format: str = "auto",
+        quality: str = "auto",
+    ) -> str:
+        """The stored file's URL; the local CDN cannot transform, so use the renditions."""
+        asset = self.lookup(public_id)
+        if asset is None:
+            raise KeyError(public_id)
+        return asset.secure_url

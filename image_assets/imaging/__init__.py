@@ -1,0 +1,1 @@
+"""Imaging: safe decoding, normalization and renditions (Pillow; no dagster)."""

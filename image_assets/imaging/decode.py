@@ -1,0 +1,180 @@
+"""Safe decoding and normalization of images that come from someone else.
+
+Every check that can be made from the header is made before any pixel is
+decoded: the format allow-list (by content, never by file name), a byte limit
+and a pixel limit, so decompression bombs are refused with a reason instead
+of a MemoryError. The result is an oriented, sRGB, 8-bit RGB or RGBA image
+with no metadata attached.
+
+Animated images and multi-page TIFFs: the first frame/page is used.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+
+ALLOWED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "GIF", "AVIF", "TIFF", "BMP", "MPO"})
+_SRGB = ImageCms.createProfile("sRGB")
+
+
+class ImageRefused(ValueError):
+    """The bytes are not an acceptable image; ``reason`` is one line, safe to record."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class DecodeLimits:
+    max_bytes: int = 50 * 1024 * 1024
+    max_pixels: int = 50_000_000
+    max_side: int = 20_000
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    format: str
+    width: int
+    height: int
+    mode: str
+    frames: int
+    orientation: int
+
+
+def _sniff_non_image(data: bytes) -> str | None:
+    head = data[:512].lstrip().lower()
+    if head.startswith((b"<!doctype html", b"<html")) or b"<html" in head[:200]:
+        return "not an image: an HTML page"
+    if head.startswith(b"<?xml") or b"<svg" in head:
+        return "not an accepted image: SVG/XML is refused"
+    return None
+
+
+def probe(data: bytes, limits: DecodeLimits = DecodeLimits()) -> ImageInfo:
+    """Identify and size-check an image from its header only (no pixel decode)."""
+    if not data:
+        raise ImageRefused("empty file")
+    if len(data) > limits.max_bytes:
+        raise ImageRefused(f"file too large: {len(data)} bytes > {limits.max_bytes}")
+    sniffed = _sniff_non_image(data)
+    if sniffed:
+        raise ImageRefused(sniffed)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data), formats=sorted(ALLOWED_FORMATS))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageRefused(f"refused decompression bomb: {exc}") from None
+    except UnidentifiedImageError:
+        raise ImageRefused("not a supported image format") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageRefused(f"unreadable image header: {exc}") from None
+    width, height = img.size
+    if img.format not in ALLOWED_FORMATS:
+        raise ImageRefused(f"format {img.format} is not accepted")
+    if width < 1 or height < 1:
+        raise ImageRefused(f"invalid dimensions {width}x{height}")
+    if width > limits.max_side or height > limits.max_side or width * height > limits.max_pixels:
+        raise ImageRefused(
+            f"refused decompression bomb: {width}x{height} exceeds the limit of "
+            f"{limits.max_pixels} pixels / {limits.max_side} px per side"
+        )
+    try:
+        orientation = int(img.getexif().get(0x0112, 1) or 1)
+    except Exception:
+        orientation = 1
+    return ImageInfo(
+        format="JPEG" if img.format == "MPO" else img.format,
+        width=width,
+        height=height,
+        mode=img.mode,
+        frames=getattr(img, "n_frames", 1),
+        orientation=orientation if 1 <= orientation <= 8 else 1,
+    )
+
+
+def oriented_size(info: ImageInfo) -> tuple[int, int]:
+    """Width and height after EXIF orientation (5-8 swap the axes)."""
+    if info.orientation in (5, 6, 7, 8):
+        return info.height, info.width
+    return info.width, info.height
+
+
+def decode(
+    data: bytes,
+    limits: DecodeLimits = DecodeLimits(),
+    draft_min_size: tuple[int, int] | None = None,
+) -> tuple[Image.Image, ImageInfo]:
+    """Decode to an oriented sRGB RGB/RGBA image (first frame), after :func:`probe`.
+
+    ``draft_min_size`` (oriented width, height) lets JPEG decoding use DCT
+    scaling down to the smallest scale still at least that large.
+    """
+    info = probe(data, limits)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data), formats=sorted(ALLOWED_FORMATS))
+            if getattr(img, "n_frames", 1) > 1:
+                img.seek(0)
+            if draft_min_size and info.format == "JPEG" and img.mode in ("RGB", "L", "CMYK"):
+                want_w, want_h = draft_min_size
+                if info.orientation in (5, 6, 7, 8):
+                    want_w, want_h = want_h, want_w
+                img.draft(img.mode, (want_w, want_h))
+            img.load()
+    except ImageRefused:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageRefused(f"refused decompression bomb: {exc}") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageRefused(f"corrupt or truncated image: {exc}") from None
+    return normalize(img), info
+
+
+def normalize(img: Image.Image) -> Image.Image:
+    """Apply EXIF orientation, convert to sRGB and to 8-bit RGB or RGBA, drop metadata."""
+    img = ImageOps.exif_transpose(img) or img
+    icc = img.info.get("icc_profile")
+    img = _to_8bit(img)
+    if icc:
+        try:
+            src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            out_mode = img.mode if img.mode in ("RGB", "RGBA") else "RGB"
+            img = ImageCms.profileToProfile(img, src, _SRGB, outputMode=out_mode)
+        except (ImageCms.PyCMSError, OSError, ValueError):
+            pass  # a broken profile is ignored: the pixels are still usable as sRGB
+    if img.mode not in ("RGB", "RGBA"):
+        img = img.convert("RGB")
+    if img.mode == "RGBA" and img.getextrema()[3][0] == 255:
+        img = img.convert("RGB")  # fully opaque: drop the useless alpha channel
+    img.info = {}
+    return img
+
+
+def _to_8bit(img: Image.Image) -> Image.Image:
+    mode = img.mode
+    if mode in ("RGB", "RGBA"):
+        return img
+    if mode == "CMYK":
+        # Adobe CMYK JPEGs are stored inverted; Pillow handles that on convert.
+        return img.convert("RGB") if "icc_profile" not in img.info else img
+    if mode.startswith("I;16") or mode == "I":
+        # 16-bit greyscale: scale 0..65535 down to 0..255 rather than clipping
+        return img.convert("I").point(lambda v: v * (1 / 256)).convert("L").convert("RGB")
+    if mode in ("P", "PA"):
+        return img.convert("RGBA")
+    if mode in ("LA", "La", "RGBa"):
+        return img.convert("RGBA")
+    if mode in ("L", "1", "F"):
+        return img.convert("RGB")
+    return img.convert("RGBA" if "A" in mode else "RGB")
+
+
+def has_alpha(img: Image.Image) -> bool:
+    return img.mode in ("RGBA", "LA", "PA")

@@ -1,0 +1,1 @@
+"""Scraping: the vendor registry, one HTTP client, extractors and the crawler."""

@@ -1,0 +1,283 @@
+"""Crawl a vendor's catalog into raw pages kept in the blob store.
+
+The crawl only fetches and follows links; parsing products from the stored
+pages is a separate, network-free step (:func:`parse_products`), so a parser
+fix can be re-run over the raw pages without touching the vendor's server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from image_assets.catalog.records import PageRecord, Product
+from image_assets.scraping.extractors import (
+    discover_links,
+    extract_css,
+    extract_jsonld,
+    extract_shopify,
+    merge_products,
+    shopify_page_url,
+)
+from image_assets.scraping.http import FetchError, HttpClient, RefusedURL, Validators
+from image_assets.scraping.registry import CssCatalog, JsonLdCatalog, ShopifyCatalog, Vendor
+from image_assets.storage import BlobNotFound, BlobStore
+
+log = logging.getLogger(__name__)
+Progress = Callable[[str], None]
+
+
+class CatalogUnavailable(RuntimeError):
+    """The vendor's catalog could not be fetched at all; the partition must fail."""
+
+
+class ValidatorCache:
+    """ETag/Last-Modified and the stored body's key for every URL fetched before.
+
+    Kept in the blob store as one JSON document per vendor and namespace, so
+    re-crawls send conditional requests and a 304 reuses the stored bytes.
+    """
+
+    def __init__(self, store: BlobStore, key: str):
+        self.store = store
+        self.key = key
+        try:
+            self.entries: dict[str, dict] = json.loads(store.get(key))
+        except (BlobNotFound, json.JSONDecodeError):
+            self.entries = {}
+        self._dirty = False
+
+    def validators(self, url: str) -> Validators | None:
+        entry = self.entries.get(url)
+        if not entry:
+            return None
+        return Validators(entry.get("etag"), entry.get("last_modified"))
+
+    def get(self, url: str) -> dict | None:
+        return self.entries.get(url)
+
+    def put(self, url: str, **entry: object) -> None:
+        if self.entries.get(url) != entry:
+            self.entries[url] = entry
+            self._dirty = True
+
+    def forget(self, url: str) -> None:
+        if self.entries.pop(url, None) is not None:
+            self._dirty = True
+
+    def save(self) -> None:
+        if self._dirty:
+            payload = json.dumps(self.entries, sort_keys=True, indent=0).encode()
+            self.store.put(self.key, payload, "application/json")
+            self._dirty = False
+
+
+def url_key(url: str) -> str:
+    return hashlib.sha256(url.encode()).hexdigest()[:32]
+
+
+@dataclass
+class CrawlStats:
+    fetched: int = 0
+    not_modified: int = 0
+    failed: int = 0
+    refused: int = 0
+    bytes_fetched: int = 0
+
+
+@dataclass
+class CrawlResult:
+    pages: list[PageRecord] = field(default_factory=list)
+    stats: CrawlStats = field(default_factory=CrawlStats)
+
+
+class _PageFetcher:
+    """Fetch one URL conditionally and keep its body in the store."""
+
+    def __init__(self, vendor: Vendor, client: HttpClient, store: BlobStore, cache: ValidatorCache):
+        self.vendor, self.client, self.store, self.cache = vendor, client, store, cache
+        self.stats = CrawlStats()
+
+    def fetch(self, url: str, role: str) -> tuple[PageRecord, bytes | None]:
+        ext = "json" if role == "api" else "html"
+        key = f"pages/{self.vendor.key}/{url_key(url)}.{ext}"
+        cached = self.cache.get(url)
+        validators = self.cache.validators(url) if cached and self.store.exists(key) else None
+        try:
+            result = self.client.fetch(url, validators)
+        except RefusedURL as exc:
+            self.stats.refused += 1
+            return PageRecord(url=url, role=role, status="refused", reason=exc.reason), None
+        except FetchError as exc:
+            self.stats.failed += 1
+            return PageRecord(url=url, role=role, status="failed", reason=exc.reason), None
+        if result.not_modified and cached:
+            self.stats.not_modified += 1
+            body = self.store.get(key)
+            return (
+                PageRecord(
+                    url=url,
+                    role=role,
+                    key=key,
+                    sha256=cached.get("sha256"),
+                    content_type=cached.get("content_type"),
+                    status="not_modified",
+                ),
+                body,
+            )
+        body = result.content
+        sha = hashlib.sha256(body).hexdigest()
+        self.stats.fetched += 1
+        self.stats.bytes_fetched += len(body)
+        if not cached or cached.get("sha256") != sha or not self.store.exists(key):
+            self.store.put(key, body, result.content_type)
+        self.cache.put(
+            url,
+            etag=result.validators.etag,
+            last_modified=result.validators.last_modified,
+            sha256=sha,
+            content_type=result.content_type,
+        )
+        record = PageRecord(
+            url=url,
+            role=role,
+            key=key,
+            sha256=sha,
+            content_type=result.content_type,
+            status="fetched",
+        )
+        return record, body
+
+
+def crawl_vendor(
+    vendor: Vendor,
+    client: HttpClient,
+    store: BlobStore,
+    progress: Progress | None = None,
+) -> CrawlResult:
+    """Fetch every catalog page of ``vendor``; raise :class:`CatalogUnavailable` if none can be.
+
+    Individual product pages that fail are recorded with their reason and the
+    crawl goes on; only a catalog whose first listing page fails is fatal.
+    """
+    cache = ValidatorCache(store, f"state/http_cache/{vendor.key}/pages.json")
+    fetcher = _PageFetcher(vendor, client, store, cache)
+    say = progress or (lambda msg: log.info(msg))
+    catalog = vendor.catalog
+    try:
+        if isinstance(catalog, ShopifyCatalog):
+            pages = _crawl_shopify(vendor, catalog, fetcher, say)
+        else:
+            pages = _crawl_listing(vendor, catalog, fetcher, client, say)
+    finally:
+        cache.save()
+    return CrawlResult(pages=pages, stats=fetcher.stats)
+
+
+def _fail_if_first(vendor: Vendor, record: PageRecord) -> None:
+    if record.status in ("failed", "refused"):
+        raise CatalogUnavailable(
+            f"catalog of vendor {vendor.key!r} cannot be fetched: {record.url}: {record.reason}"
+        )
+
+
+def _crawl_shopify(
+    vendor: Vendor, catalog: ShopifyCatalog, fetcher: _PageFetcher, say: Progress
+) -> list[PageRecord]:
+    pages: list[PageRecord] = []
+    for page in range(1, vendor.max_pages + 1):
+        url = shopify_page_url(catalog.base_url, page, catalog.page_size, catalog.collection)
+        record, body = fetcher.fetch(url, "api")
+        if page == 1:
+            _fail_if_first(vendor, record)
+        if body is None:
+            pages.append(record)
+            break
+        try:
+            count = len(extract_shopify(body, catalog.base_url, vendor.key))
+        except ValueError as exc:
+            if page == 1:
+                raise CatalogUnavailable(f"catalog of vendor {vendor.key!r}: {exc}") from None
+            pages.append(record.model_copy(update={"status": "failed", "reason": str(exc)}))
+            break
+        if count == 0:
+            break  # the empty page that ends the listing is not kept
+        pages.append(record)
+        say(f"{vendor.key}: products.json page {page}: {count} products")
+    return pages
+
+
+def _crawl_listing(
+    vendor: Vendor,
+    catalog: JsonLdCatalog | CssCatalog,
+    fetcher: _PageFetcher,
+    client: HttpClient,
+    say: Progress,
+) -> list[PageRecord]:
+    listing_queue = list(catalog.start_urls)
+    seen_listings: set[str] = set()
+    product_urls: dict[str, None] = {}
+    pages: list[PageRecord] = []
+    first = True
+    while listing_queue and len(seen_listings) < vendor.max_pages:
+        url = listing_queue.pop(0)
+        if url in seen_listings:
+            continue
+        seen_listings.add(url)
+        record, body = fetcher.fetch(url, "listing")
+        if first:
+            _fail_if_first(vendor, record)
+            first = False
+        pages.append(record)
+        if body is None:
+            continue
+        products, nexts = discover_links(body, url, catalog.product_links, catalog.next_page)
+        for product_url in products:
+            product_urls.setdefault(product_url, None)
+        listing_queue.extend(n for n in nexts if n not in seen_listings)
+        say(f"{vendor.key}: listing page {len(seen_listings)}: {len(products)} product links")
+
+    targets = list(product_urls)[: vendor.max_products]
+    total = len(targets)
+    workers = max(1, client.settings.per_host_concurrency)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"crawl-{vendor.key}") as pool:
+        for done, (record, _body) in enumerate(
+            pool.map(lambda u: fetcher.fetch(u, "product"), targets), start=1
+        ):
+            pages.append(record)
+            if done == total or done % 25 == 0:
+                say(f"{vendor.key}: product pages {done}/{total}")
+    return pages
+
+
+def parse_products(
+    vendor: Vendor, pages: list[PageRecord], store: BlobStore
+) -> tuple[list[Product], list[str]]:
+    """Products from the stored pages of a crawl, merged by id; plus parse problems."""
+    catalog = vendor.catalog
+    found: list[Product] = []
+    problems: list[str] = []
+    for page in pages:
+        if page.key is None or page.status in ("failed", "refused"):
+            problems.append(f"{page.url}: {page.reason}")
+            continue
+        body = store.get(page.key)
+        if isinstance(catalog, ShopifyCatalog):
+            try:
+                found.extend(extract_shopify(body, catalog.base_url, vendor.key))
+            except ValueError as exc:
+                problems.append(f"{page.url}: {exc}")
+        elif page.role == "product":
+            if isinstance(catalog, JsonLdCatalog):
+                products, page_problems = extract_jsonld(body, page.url, vendor.key)
+                problems.extend(page_problems)
+            else:
+                products = extract_css(body, page.url, catalog, vendor.key)
+            if not products:
+                problems.append(f"{page.url}: no product found on the page")
+            found.extend(products)
+    return merge_products(found)[: vendor.max_products], problems

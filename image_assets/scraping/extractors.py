@@ -1,0 +1,345 @@
+"""Extractors: turn fetched catalog pages into :class:`Product` records.
+
+Pure functions over bytes; no network. Three kinds cover most shops:
+``jsonld`` (schema.org Product), ``shopify`` (``products.json``) and ``css``
+(selectors declared in the registry). Link discovery for crawling lives here
+too, so the crawler stays generic.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Iterator
+from decimal import Decimal, InvalidOperation
+from urllib.parse import urljoin, urlsplit
+
+from bs4 import BeautifulSoup, Tag
+
+from image_assets.catalog.records import Product
+from image_assets.scraping.identity import product_id_for
+from image_assets.scraping.registry import CssCatalog, FieldSelector
+
+_WS = re.compile(r"\s+")
+_PRICE = re.compile(r"[-+]?\d[\d.,\s]*")
+
+
+def soup(html: bytes | str) -> BeautifulSoup:
+    return BeautifulSoup(html, "html.parser")
+
+
+def clean_text(value: object) -> str | None:
+    """Collapse whitespace; ``None`` for empty values. Entities are already decoded by the parser."""
+    if value is None:
+        return None
+    text = _WS.sub(" ", str(value)).strip()
+    return text or None
+
+
+def parse_price(value: object) -> float | None:
+    """Parse ``"$1,234.50"``, ``"1.234,50 €"``, ``12`` or ``"12.5"`` into a number."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    match = _PRICE.search(str(value))
+    if not match:
+        return None
+    text = match.group(0).replace(" ", "").strip(".,")
+    if "," in text and "." in text:
+        # the right-most separator is the decimal one
+        if text.rfind(",") > text.rfind("."):
+            text = text.replace(".", "").replace(",", ".")
+        else:
+            text = text.replace(",", "")
+    elif "," in text:
+        head, _, tail = text.rpartition(",")
+        text = f"{head.replace(',', '')}.{tail}" if len(tail) != 3 else text.replace(",", "")
+    try:
+        return float(Decimal(text))
+    except InvalidOperation:
+        return None
+
+
+def largest_srcset_candidate(srcset: str | None) -> str | None:
+    """The URL of the widest (or highest density) candidate of a ``srcset``."""
+    if not srcset:
+        return None
+    best, best_score = None, -1.0
+    for candidate in srcset.split(","):
+        parts = candidate.strip().split()
+        if not parts:
+            continue
+        score = 1.0
+        if len(parts) > 1:
+            descriptor = parts[1].lower()
+            try:
+                score = float(descriptor[:-1]) if descriptor[-1] in "wx" else 1.0
+            except ValueError:
+                score = 1.0
+        if score > best_score:
+            best, best_score = parts[0], score
+    return best
+
+
+def image_url_from_tag(tag: Tag) -> str | None:
+    """Best image URL of an ``<img>``/``<source>``: largest srcset, then lazy attrs, then src."""
+    for attr in ("srcset", "data-srcset"):
+        url = largest_srcset_candidate(_attr(tag, attr))
+        if url:
+            return url
+    for attr in ("data-src", "data-original", "data-lazy-src", "src"):
+        value = _attr(tag, attr)
+        if value and not value.startswith("data:"):
+            return value
+    return None
+
+
+def _attr(tag: Tag, name: str) -> str | None:
+    value = tag.get(name)
+    if isinstance(value, list):
+        value = " ".join(value)
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def absolute(url: str | None, base: str) -> str | None:
+    if not url:
+        return None
+    return urljoin(base, url.strip())
+
+
+def unique(values: Iterable[str | None]) -> list[str]:
+    seen: dict[str, None] = {}
+    for value in values:
+        if value and value not in seen:
+            seen[value] = None
+    return list(seen)
+
+
+# -- link discovery -----------------------------------------------------------------
+
+
+def discover_links(
+    html: bytes, page_url: str, product_selector: str, next_selector: str | None
+) -> tuple[list[str], list[str]]:
+    """Product-page links and next-page links of a listing page, absolute, same order."""
+    doc = soup(html)
+    products = unique(absolute(_attr(a, "href"), page_url) for a in doc.select(product_selector))
+    nexts = (
+        unique(absolute(_attr(a, "href"), page_url) for a in doc.select(next_selector))
+        if next_selector
+        else []
+    )
+    same_scheme = [u for u in products if urlsplit(u).scheme in ("http", "https", "")]
+    return same_scheme, nexts
+
+
+# -- JSON-LD ---------------------------------------------------------------------------
+
+
+def _jsonld_nodes(data: object) -> Iterator[dict]:
+    if isinstance(data, list):
+        for item in data:
+            yield from _jsonld_nodes(item)
+    elif isinstance(data, dict):
+        yield data
+        if "@graph" in data:
+            yield from _jsonld_nodes(data["@graph"])
+
+
+def _is_product(node: dict) -> bool:
+    types = node.get("@type")
+    types = types if isinstance(types, list) else [types]
+    return any(isinstance(t, str) and t.rsplit("/", 1)[-1] == "Product" for t in types)
+
+
+def _jsonld_images(value: object) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, list):
+        for item in value:
+            yield from _jsonld_images(item)
+    elif isinstance(value, dict):
+        url = value.get("contentUrl") or value.get("url")
+        if isinstance(url, str):
+            yield url
+
+
+def _first_offer(offers: object) -> dict:
+    if isinstance(offers, list):
+        return next((o for o in offers if isinstance(o, dict)), {})
+    if isinstance(offers, dict):
+        if offers.get("@type") == "AggregateOffer" and "offers" in offers:
+            inner = _first_offer(offers["offers"])
+            return inner or offers
+        return offers
+    return {}
+
+
+def extract_jsonld(
+    html: bytes, page_url: str, manufacturer: str
+) -> tuple[list[Product], list[str]]:
+    """Products from every JSON-LD block of a page; also returns parse problems.
+
+    A malformed block is reported and skipped; the page's other blocks still count.
+    """
+    doc = soup(html)
+    products: list[Product] = []
+    problems: list[str] = []
+    for script in doc.find_all("script", attrs={"type": "application/ld+json"}):
+        raw = script.string or script.get_text()
+        try:
+            data = json.loads(raw)
+        except (json.JSONDecodeError, TypeError) as exc:
+            problems.append(
+                f"malformed JSON-LD on {page_url}: {exc.msg if hasattr(exc, 'msg') else exc}"
+            )
+            continue
+        for node in _jsonld_nodes(data):
+            if not _is_product(node):
+                continue
+            offer = _first_offer(node.get("offers"))
+            url = absolute(node.get("url") if isinstance(node.get("url"), str) else None, page_url)
+            sku = next(
+                (
+                    str(node[k]).strip()
+                    for k in ("sku", "productID", "mpn")
+                    if node.get(k) not in (None, "")
+                ),
+                None,
+            )
+            availability = offer.get("availability")
+            products.append(
+                Product(
+                    product_id=product_id_for(sku, url or page_url),
+                    name=clean_text(node.get("name")),
+                    manufacturer=manufacturer,
+                    url=url or page_url,
+                    sku=sku,
+                    image_urls=unique(
+                        absolute(u, page_url) for u in _jsonld_images(node.get("image"))
+                    ),
+                    price=parse_price(offer.get("price", offer.get("lowPrice"))),
+                    currency=clean_text(offer.get("priceCurrency")),
+                    availability=availability.rsplit("/", 1)[-1]
+                    if isinstance(availability, str)
+                    else None,
+                )
+            )
+    return products, problems
+
+
+# -- Shopify ---------------------------------------------------------------------------
+
+
+def shopify_page_url(base_url: str, page: int, page_size: int, collection: str | None) -> str:
+    base = base_url.rstrip("/")
+    path = f"/collections/{collection}/products.json" if collection else "/products.json"
+    return f"{base}{path}?limit={page_size}&page={page}"
+
+
+def extract_shopify(payload: bytes, base_url: str, manufacturer: str) -> list[Product]:
+    """Products of one ``products.json`` page (raises ``ValueError`` if it is not one)."""
+    try:
+        data = json.loads(payload)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"products.json is not JSON: {exc.msg}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("products"), list):
+        raise ValueError("products.json has no 'products' list")
+    products = []
+    for item in data["products"]:
+        if not isinstance(item, dict):
+            continue
+        variants = [v for v in item.get("variants") or [] if isinstance(v, dict)]
+        first = variants[0] if variants else {}
+        handle = item.get("handle")
+        url = f"{base_url.rstrip('/')}/products/{handle}" if handle else None
+        images = sorted(
+            (i for i in item.get("images") or [] if isinstance(i, dict)),
+            key=lambda i: i.get("position") or 0,
+        )
+        image_urls = [absolute(i.get("src"), base_url + "/") for i in images]
+        for variant in variants:
+            if variant.get("featured_image"):
+                image_urls.append(absolute(variant["featured_image"].get("src"), base_url + "/"))
+        sku = first.get("sku") or None
+        products.append(
+            Product(
+                product_id=product_id_for(sku, url or str(item.get("id"))),
+                name=clean_text(item.get("title")),
+                manufacturer=manufacturer,
+                url=url,
+                sku=sku,
+                image_urls=unique(image_urls),
+                price=parse_price(first.get("price")),
+                currency=None,
+                availability="InStock" if any(v.get("available") for v in variants) else None,
+            )
+        )
+    return products
+
+
+# -- CSS selectors ---------------------------------------------------------------------
+
+
+def _select_value(doc: BeautifulSoup, field: FieldSelector | None) -> str | None:
+    if field is None:
+        return None
+    tag = doc.select_one(field.selector)
+    if tag is None:
+        return None
+    return clean_text(_attr(tag, field.attr) if field.attr else tag.get_text(" "))
+
+
+def extract_css(
+    html: bytes, page_url: str, catalog: CssCatalog, manufacturer: str
+) -> list[Product]:
+    """The product of one product page, read with the registry's selectors.
+
+    Images come from the ``images`` selector (``<img>``/``<source>`` tags:
+    largest srcset candidate, lazy attributes, src) with ``og:image`` as fallback.
+    Returns no product when the name selector finds nothing (not a product page).
+    """
+    doc = soup(html)
+    name = _select_value(doc, catalog.name)
+    if not name:
+        return []
+    tags = doc.select(catalog.images.selector)
+    urls = [
+        _attr(t, catalog.images.attr) if catalog.images.attr else image_url_from_tag(t)
+        for t in tags
+    ]
+    if not any(urls):
+        og = doc.select_one('meta[property="og:image"]')
+        urls = [_attr(og, "content")] if og else []
+    sku = _select_value(doc, catalog.sku)
+    return [
+        Product(
+            product_id=product_id_for(sku, page_url),
+            name=name,
+            manufacturer=manufacturer,
+            url=page_url,
+            sku=sku,
+            image_urls=unique(absolute(u, page_url) for u in urls),
+            price=parse_price(_select_value(doc, catalog.price)),
+            currency=_select_value(doc, catalog.currency),
+        )
+    ]
+
+
+def merge_products(products: Iterable[Product]) -> list[Product]:
+    """Merge duplicates by ``product_id`` (first seen wins, images unioned), sorted by id."""
+    merged: dict[str, Product] = {}
+    for product in products:
+        existing = merged.get(product.product_id)
+        if existing is None:
+            merged[product.product_id] = product
+            continue
+        updates = {
+            k: v
+            for k, v in product.model_dump().items()
+            if getattr(existing, k) in (None, "", []) and v not in (None, "", [])
+        }
+        updates["image_urls"] = unique([*existing.image_urls, *product.image_urls])
+        merged[product.product_id] = existing.model_copy(update=updates)
+    return [merged[k] for k in sorted(merged)]

@@ -1,0 +1,312 @@
+"""The one HTTP client for catalog pages and images.
+
+Polite (descriptive User-Agent, robots.txt, a per-host concurrency limit),
+patient (retries with exponential backoff and jitter on 429/5xx/timeouts,
+honouring ``Retry-After``), cheap on re-runs (conditional GETs) and safe with
+hostile URLs (http/https only, no private or link-local targets unless a vendor
+allows them, re-checked on every redirect, bounded redirects and body size).
+
+Every failure surfaces as :class:`FetchError` with a short ``reason`` that is
+recorded on the page or product; callers never see raw httpx exceptions.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import ipaddress
+import random
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+from protego import Protego
+
+from image_assets import __version__
+
+DEFAULT_USER_AGENT = (
+    f"image-assets/{__version__} (+https://github.com/image-assets/image-assets; catalog image bot)"
+)
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+
+
+class FetchError(Exception):
+    """A URL could not be fetched; ``reason`` is short and safe to record."""
+
+    def __init__(self, url: str, reason: str, status_code: int | None = None):
+        super().__init__(f"{reason} ({url})")
+        self.url = url
+        self.reason = reason
+        self.status_code = status_code
+
+
+class RefusedURL(FetchError):
+    """The URL was refused before any request: bad scheme, private address, robots.txt."""
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    user_agent: str = DEFAULT_USER_AGENT
+    connect_timeout: float = 5.0
+    read_timeout: float = 20.0
+    max_retries: int = 3
+    backoff_base: float = 0.5
+    backoff_max: float = 30.0
+    max_bytes: int = 64 * 1024 * 1024
+    max_redirects: int = 5
+    per_host_concurrency: int = 4
+    respect_robots: bool = True
+    allow_private_hosts: bool = False
+
+
+@dataclass(frozen=True)
+class Validators:
+    """What a previous response said about its version (for conditional GETs)."""
+
+    etag: str | None = None
+    last_modified: str | None = None
+
+    def headers(self) -> dict[str, str]:
+        headers = {}
+        if self.etag:
+            headers["If-None-Match"] = self.etag
+        if self.last_modified:
+            headers["If-Modified-Since"] = self.last_modified
+        return headers
+
+
+@dataclass
+class FetchResult:
+    url: str
+    final_url: str
+    status_code: int
+    content: bytes
+    content_type: str | None
+    validators: Validators
+    not_modified: bool = False
+    attempts: int = 1
+    location: str | None = None
+    retry_after: str | None = None
+
+
+def check_url(url: str, allow_private: bool = False) -> None:
+    """Refuse URLs that could reach something other than a public web server.
+
+    Only http/https. Every address the host resolves to must be public; with
+    ``allow_private`` loopback and private ranges are allowed (the demo and
+    tests), but link-local (169.254.0.0/16, cloud metadata), multicast,
+    reserved and unspecified addresses never are.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise RefusedURL(url, f"refused scheme {parts.scheme or '(none)'!r}: only http/https")
+    host = parts.hostname
+    if not host:
+        raise RefusedURL(url, "refused URL without a host")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        raise RefusedURL(url, "refused URL with an invalid port") from None
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise FetchError(url, f"cannot resolve host {host}: {exc.strerror}") from None
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0].split("%", 1)[0])
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+            address = address.ipv4_mapped
+        if address.is_link_local or address.is_multicast or address.is_unspecified:
+            raise RefusedURL(url, f"refused address {address} (link-local/multicast)")
+        if address.is_reserved and not address.is_private:
+            raise RefusedURL(url, f"refused reserved address {address}")
+        if (address.is_loopback or address.is_private) and not allow_private:
+            raise RefusedURL(url, f"refused private address {address} for host {host}")
+
+
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
+    """Parse ``Retry-After`` (delta-seconds or HTTP-date) into seconds to wait."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+@dataclass
+class _HostState:
+    semaphore: threading.Semaphore
+    robots: Protego | None = None
+    robots_loaded: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class HttpClient:
+    """Thread-safe client; share one per crawl so pooling and host limits apply."""
+
+    def __init__(
+        self,
+        settings: HttpSettings | None = None,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        self.settings = settings or HttpSettings()
+        self._sleep = sleep
+        self._hosts: dict[str, _HostState] = {}
+        self._hosts_lock = threading.Lock()
+        s = self.settings
+        self._client = httpx.Client(
+            headers={"User-Agent": s.user_agent, "Accept-Encoding": "gzip, deflate"},
+            timeout=httpx.Timeout(s.read_timeout, connect=s.connect_timeout),
+            limits=httpx.Limits(
+                max_connections=max(8, s.per_host_concurrency * 4),
+                max_keepalive_connections=max(8, s.per_host_concurrency * 4),
+            ),
+            follow_redirects=False,
+            trust_env=False,
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> HttpClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _host(self, url: str) -> _HostState:
+        parts = urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        with self._hosts_lock:
+            state = self._hosts.get(origin)
+            if state is None:
+                state = _HostState(threading.Semaphore(self.settings.per_host_concurrency))
+                self._hosts[origin] = state
+            return state
+
+    def allowed_by_robots(self, url: str) -> bool:
+        """Whether robots.txt of the URL's host lets our User-Agent fetch it (fetched once per host)."""
+        if not self.settings.respect_robots:
+            return True
+        state = self._host(url)
+        with state.lock:
+            if not state.robots_loaded:
+                state.robots = self._load_robots(url)
+                state.robots_loaded = True
+        if state.robots is None:
+            return True
+        return state.robots.can_fetch(url, self.settings.user_agent)
+
+    def _load_robots(self, url: str) -> Protego | None:
+        robots_url = urljoin(url, "/robots.txt")
+        try:
+            result = self._get(robots_url, headers={}, max_bytes=512 * 1024)
+        except FetchError:
+            return None  # unreachable or missing robots.txt: everything is allowed
+        if result.status_code != 200:
+            return None
+        return Protego.parse(result.content.decode("utf-8", "replace"))
+
+    def fetch(
+        self,
+        url: str,
+        validators: Validators | None = None,
+        *,
+        max_bytes: int | None = None,
+    ) -> FetchResult:
+        """GET ``url`` with retries; a 304 comes back as ``not_modified`` with empty content.
+
+        Raises :class:`FetchError` (or :class:`RefusedURL`) with a recordable reason.
+        """
+        check_url(url, self.settings.allow_private_hosts)
+        if not self.allowed_by_robots(url):
+            raise RefusedURL(url, "disallowed by robots.txt")
+        headers = validators.headers() if validators else {}
+        result = self._get(url, headers=headers, max_bytes=max_bytes or self.settings.max_bytes)
+        if result.status_code == 304:
+            result.not_modified = True
+            return result
+        if result.status_code != 200:
+            raise FetchError(url, f"HTTP {result.status_code}", result.status_code)
+        return result
+
+    def _get(self, url: str, headers: dict[str, str], max_bytes: int) -> FetchResult:
+        """GET with manual redirects (each hop re-checked) and retries."""
+        s = self.settings
+        current = url
+        for _hop in range(s.max_redirects + 1):
+            result = self._get_with_retries(current, headers, max_bytes)
+            if result.status_code in REDIRECT_STATUSES:
+                if not result.location:
+                    raise FetchError(url, f"HTTP {result.status_code} without Location")
+                current = urljoin(current, result.location)
+                check_url(current, s.allow_private_hosts)
+                continue
+            result.url = url
+            result.final_url = current
+            return result
+        raise FetchError(url, f"too many redirects (more than {s.max_redirects})")
+
+    def _get_with_retries(self, url: str, headers: dict[str, str], max_bytes: int) -> FetchResult:
+        s = self.settings
+        state = self._host(url)
+        attempt = 0
+        while True:
+            attempt += 1
+            wait: float | None = None
+            try:
+                with state.semaphore:
+                    result = self._get_once(url, headers, max_bytes)
+                result.attempts = attempt
+                if result.status_code not in RETRY_STATUSES:
+                    return result
+                wait = retry_after_seconds(result.retry_after)
+                reason = f"HTTP {result.status_code}"
+                status: int | None = result.status_code
+            except httpx.TimeoutException:
+                reason, status = "timed out", None
+            except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
+                reason, status = f"connection broken: {type(exc).__name__}", None
+            except httpx.ConnectError:
+                reason, status = "connection refused or unreachable", None
+            if attempt > s.max_retries:
+                raise FetchError(url, f"{reason} after {attempt} attempts", status)
+            backoff = min(s.backoff_max, s.backoff_base * 2 ** (attempt - 1))
+            delay = min(s.backoff_max, wait) if wait is not None else backoff
+            self._sleep(delay * (1 + random.random() * 0.25) if wait is None else delay)
+
+    def _get_once(self, url: str, headers: dict[str, str], max_bytes: int) -> FetchResult:
+        with self._client.stream("GET", url, headers=headers) as response:
+            declared = response.headers.get("Content-Length")
+            if declared and declared.isdigit() and int(declared) > max_bytes:
+                raise FetchError(url, f"response too large ({declared} bytes > {max_bytes})")
+            chunks: list[bytes] = []
+            size = 0
+            if response.status_code == 200:
+                for chunk in response.iter_bytes():
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise FetchError(url, f"response too large (> {max_bytes} bytes)")
+                    chunks.append(chunk)
+            return FetchResult(
+                url=url,
+                final_url=url,
+                status_code=response.status_code,
+                content=b"".join(chunks),
+                content_type=response.headers.get("Content-Type"),
+                validators=Validators(
+                    etag=response.headers.get("ETag"),
+                    last_modified=response.headers.get("Last-Modified"),
+                ),
+                location=response.headers.get("Location"),
+                retry_after=response.headers.get("Retry-After"),
+            )

@@ -1,0 +1,185 @@
+"""The vendor registry: manufacturers declared in YAML, not Python.
+
+Each entry says where the catalog lives and which extractor reads it. The keys
+become the manufacturer partitions of the asset graph. Values may reference
+environment variables as ``${NAME}`` or ``${NAME:-default}`` so one registry
+serves laptops, CI and production.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from functools import cached_property
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+DEFAULT_REGISTRY = "vendors.yaml"
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_KEY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+
+
+class RegistryError(ValueError):
+    """The registry file is missing, malformed, or references an unset variable."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FieldSelector(_Strict):
+    """A CSS selector and the attribute to read (text content when ``attr`` is empty)."""
+
+    selector: str
+    attr: str | None = None
+
+
+class JsonLdCatalog(_Strict):
+    """Listing pages link to product pages that carry schema.org Product JSON-LD."""
+
+    kind: Literal["jsonld"] = "jsonld"
+    start_urls: list[str]
+    product_links: str = "a[href]"
+    next_page: str | None = "a[rel~=next]"
+
+
+class ShopifyCatalog(_Strict):
+    """A Shopify store: ``/products.json?page=N`` (or a collection's) until an empty page."""
+
+    kind: Literal["shopify"] = "shopify"
+    base_url: str
+    collection: str | None = None
+    page_size: int = Field(default=250, ge=1, le=250)
+
+
+class CssCatalog(_Strict):
+    """A plain HTML shop read with CSS selectors."""
+
+    kind: Literal["css"] = "css"
+    start_urls: list[str]
+    product_links: str
+    next_page: str | None = None
+    name: FieldSelector
+    sku: FieldSelector | None = None
+    price: FieldSelector | None = None
+    currency: FieldSelector | None = None
+    images: FieldSelector = FieldSelector(selector="img")
+
+
+Catalog = Annotated[JsonLdCatalog | ShopifyCatalog | CssCatalog, Field(discriminator="kind")]
+
+
+class Vendor(_Strict):
+    """One manufacturer: partition key, display name, catalog source, crawl limits."""
+
+    key: str
+    name: str
+    catalog: Catalog
+    allow_private_hosts: bool = Field(
+        default=False,
+        description="Allow fetching from loopback/private addresses (demo and test sites only).",
+    )
+    max_pages: int = Field(default=500, ge=1)
+    max_products: int = Field(default=20_000, ge=1)
+
+    @field_validator("key")
+    @classmethod
+    def _key_is_slug(cls, value: str) -> str:
+        if not _KEY.match(value):
+            raise ValueError(
+                f"vendor key {value!r} must be a lowercase slug ([a-z0-9_-], at most 40 chars)"
+            )
+        return value
+
+
+class Registry(_Strict):
+    vendors: list[Vendor]
+
+    @field_validator("vendors")
+    @classmethod
+    def _unique_keys(cls, vendors: list[Vendor]) -> list[Vendor]:
+        seen: set[str] = set()
+        for vendor in vendors:
+            if vendor.key in seen:
+                raise ValueError(f"duplicate vendor key {vendor.key!r}")
+            seen.add(vendor.key)
+        return vendors
+
+    @cached_property
+    def by_key(self) -> dict[str, Vendor]:
+        return {v.key: v for v in self.vendors}
+
+    @property
+    def keys(self) -> list[str]:
+        return [v.key for v in self.vendors]
+
+    def get(self, key: str) -> Vendor:
+        try:
+            return self.by_key[key]
+        except KeyError:
+            raise RegistryError(
+                f"unknown vendor {key!r}; the registry has: {', '.join(self.keys)}"
+            ) from None
+
+
+def expand_env(value: object, environ: dict[str, str] | None = None) -> object:
+    """Replace ``${NAME}`` / ``${NAME:-default}`` in every string of a YAML tree."""
+    env = os.environ if environ is None else environ
+    if isinstance(value, str):
+
+        def repl(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in env and env[name] != "":
+                return env[name]
+            if default is not None:
+                return default
+            raise RegistryError(f"environment variable {name} is not set and has no default")
+
+        return _ENV_REF.sub(repl, value)
+    if isinstance(value, list):
+        return [expand_env(v, env) for v in value]
+    if isinstance(value, dict):
+        return {k: expand_env(v, env) for k, v in value.items()}
+    return value
+
+
+def registry_text(path: str | os.PathLike[str] | None = None) -> str:
+    """The registry's YAML text: ``path`` if given, else the bundled default."""
+    if path:
+        try:
+            return Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise RegistryError(f"cannot read vendor registry {path}: {exc}") from exc
+    return resources.files("image_assets").joinpath(DEFAULT_REGISTRY).read_text(encoding="utf-8")
+
+
+def parse_registry(text: str, source: str = "<registry>") -> Registry:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise RegistryError(f"{source} is not valid YAML: {exc}") from exc
+    try:
+        return Registry.model_validate(expand_env(data))
+    except ValidationError as exc:
+        raise RegistryError(f"{source} is not a valid vendor registry:\n{exc}") from exc
+
+
+def load_registry(path: str | os.PathLike[str] | None = None) -> Registry:
+    """Load and validate a registry (``IMAGE_ASSETS_REGISTRY`` or the bundled default)."""
+    path = path or os.environ.get("IMAGE_ASSETS_REGISTRY") or None
+    return parse_registry(registry_text(path), str(path or DEFAULT_REGISTRY))
+
+
+def registry_keys(path: str | os.PathLike[str] | None = None) -> list[str]:
+    """Partition keys, read without expanding variables (definitions load must not need them)."""
+    path = path or os.environ.get("IMAGE_ASSETS_REGISTRY") or None
+    data = yaml.safe_load(registry_text(path)) or {}
+    keys = [str(v.get("key")) for v in data.get("vendors", []) if isinstance(v, dict)]
+    for key in keys:
+        if not _KEY.match(key):
+            raise RegistryError(f"vendor key {key!r} is not a lowercase slug")
+    return keys

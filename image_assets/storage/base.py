@@ -1,0 +1,66 @@
+"""The blob-store interface.
+
+Every byte the pipeline keeps (raw pages, originals, renditions, kits CSVs, state)
+goes through this interface, so the `local` profile (a folder) and the `aws`
+profile (S3) differ only in which implementation the resources build.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Protocol, runtime_checkable
+
+
+class BlobNotFound(KeyError):
+    """The key does not exist in the store."""
+
+
+class InvalidKey(ValueError):
+    """A key that could escape the store root or is otherwise unsafe."""
+
+
+_SEGMENT = re.compile(r"^[A-Za-z0-9._@=+-]+$")
+
+
+def validate_key(key: str) -> str:
+    """Return ``key`` if it is a safe relative key, else raise :class:`InvalidKey`.
+
+    Keys are ``/``-separated segments of ``[A-Za-z0-9._@=+-]``; ``.``/``..``
+    segments, empty segments and absolute keys are refused. Callers build keys
+    from sanitized ids, but the store checks again so that no scraped value can
+    ever address a file outside its root.
+    """
+    if not key or key.startswith("/") or len(key) > 1024:
+        raise InvalidKey(f"invalid blob key {key!r}")
+    for segment in key.split("/"):
+        if segment in ("", ".", "..") or not _SEGMENT.match(segment):
+            raise InvalidKey(f"invalid blob key {key!r}")
+    return key
+
+
+@runtime_checkable
+class BlobStore(Protocol):
+    """Minimal key/value byte store with atomic writes."""
+
+    def get(self, key: str) -> bytes:
+        """Return the bytes at ``key`` or raise :class:`BlobNotFound`."""
+        ...
+
+    def put(self, key: str, data: bytes, content_type: str | None = None) -> None:
+        """Write ``data`` at ``key`` atomically: readers see old or new bytes, never a mix."""
+        ...
+
+    def exists(self, key: str) -> bool: ...
+
+    def delete(self, key: str) -> bool:
+        """Delete ``key``; return whether it existed."""
+        ...
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        """Yield keys under ``prefix`` (a folder-like prefix, no trailing ``/`` needed)."""
+        ...
+
+    def uri(self, key: str) -> str:
+        """A URI a person can use to find the object (``file://`` or ``s3://``)."""
+        ...

@@ -1,0 +1,78 @@
+"""A blob store on the local filesystem, used by the `local` profile and the local CDN."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from image_assets.storage.base import BlobNotFound, validate_key
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temp file in the same folder and a rename.
+
+    A killed process leaves either the old file or the new one, never a torn file;
+    stray temp files start with ``.tmp-`` and are ignored by :meth:`LocalBlobStore.list`.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+class LocalBlobStore:
+    """Blob store rooted at a folder; keys map to relative paths."""
+
+    def __init__(self, root: str | os.PathLike[str]):
+        self.root = Path(root).resolve()
+
+    def path(self, key: str) -> Path:
+        """The filesystem path for ``key`` (validated; never outside the root)."""
+        path = (self.root / validate_key(key)).resolve()
+        if self.root not in path.parents:
+            raise ValueError(f"key {key!r} resolves outside the store root")
+        return path
+
+    def get(self, key: str) -> bytes:
+        try:
+            return self.path(key).read_bytes()
+        except (FileNotFoundError, IsADirectoryError):
+            raise BlobNotFound(key) from None
+
+    def put(self, key: str, data: bytes, content_type: str | None = None) -> None:
+        atomic_write(self.path(key), data)
+
+    def exists(self, key: str) -> bool:
+        return self.path(key).is_file()
+
+    def delete(self, key: str) -> bool:
+        try:
+            self.path(key).unlink()
+            return True
+        except FileNotFoundError:
+            return False
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        base = self.path(prefix.rstrip("/")) if prefix.strip("/") else self.root
+        if not base.is_dir():
+            return
+        for dirpath, _dirnames, filenames in os.walk(base):
+            for name in sorted(filenames):
+                if name.startswith(".tmp-"):
+                    continue
+                yield Path(dirpath, name).relative_to(self.root).as_posix()
+
+    def uri(self, key: str) -> str:
+        return self.path(key).as_uri()
+
+    def __repr__(self) -> str:
+        return f"LocalBlobStore({str(self.root)!r})"
