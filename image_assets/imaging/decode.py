@@ -17,7 +17,9 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
-ALLOWED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "GIF", "AVIF", "TIFF", "BMP", "MPO"})
+# Decoders Pillow may try, by content; MPO (multi-picture JPEG) comes out of the JPEG decoder.
+OPEN_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "AVIF", "TIFF", "BMP")
+ALLOWED_FORMATS = frozenset({*OPEN_FORMATS, "MPO"})
 _SRGB = ImageCms.createProfile("sRGB")
 
 
@@ -67,7 +69,7 @@ def probe(data: bytes, limits: DecodeLimits = DecodeLimits()) -> ImageInfo:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data), formats=sorted(ALLOWED_FORMATS))
+            img = Image.open(io.BytesIO(data), formats=OPEN_FORMATS)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageRefused(f"refused decompression bomb: {exc}") from None
     except UnidentifiedImageError:
@@ -119,7 +121,7 @@ def decode(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data), formats=sorted(ALLOWED_FORMATS))
+            img = Image.open(io.BytesIO(data), formats=OPEN_FORMATS)
             if getattr(img, "n_frames", 1) > 1:
                 img.seek(0)
             if draft_min_size and info.format == "JPEG" and img.mode in ("RGB", "L", "CMYK"):

@@ -48,7 +48,7 @@ class RenditionSpec(_Strict):
     upscales, ``fill`` covers the box and crops (``gravity``), ``pad`` fits and
     pads to the exact box with ``background``."""
 
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")
     width: int | None = Field(default=None, ge=1, le=10_000)
     height: int | None = Field(default=None, ge=1, le=10_000)
     crop: Literal["fit", "limit", "fill", "pad"] = "limit"

@@ -8,13 +8,13 @@ fix can be re-run over the raw pages without touching the vendor's server.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from image_assets.catalog.records import PageRecord, Product
+from image_assets.scraping.cache import ValidatorCache
 from image_assets.scraping.extractors import (
     discover_links,
     extract_css,
@@ -23,9 +23,9 @@ from image_assets.scraping.extractors import (
     merge_products,
     shopify_page_url,
 )
-from image_assets.scraping.http import FetchError, HttpClient, RefusedURL, Validators
+from image_assets.scraping.http import FetchError, HttpClient, RefusedURL
 from image_assets.scraping.registry import CssCatalog, JsonLdCatalog, ShopifyCatalog, Vendor
-from image_assets.storage import BlobNotFound, BlobStore
+from image_assets.storage import BlobStore
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
@@ -33,47 +33,6 @@ Progress = Callable[[str], None]
 
 class CatalogUnavailable(RuntimeError):
     """The vendor's catalog could not be fetched at all; the partition must fail."""
-
-
-class ValidatorCache:
-    """ETag/Last-Modified and the stored body's key for every URL fetched before.
-
-    Kept in the blob store as one JSON document per vendor and namespace, so
-    re-crawls send conditional requests and a 304 reuses the stored bytes.
-    """
-
-    def __init__(self, store: BlobStore, key: str):
-        self.store = store
-        self.key = key
-        try:
-            self.entries: dict[str, dict] = json.loads(store.get(key))
-        except (BlobNotFound, json.JSONDecodeError):
-            self.entries = {}
-        self._dirty = False
-
-    def validators(self, url: str) -> Validators | None:
-        entry = self.entries.get(url)
-        if not entry:
-            return None
-        return Validators(entry.get("etag"), entry.get("last_modified"))
-
-    def get(self, url: str) -> dict | None:
-        return self.entries.get(url)
-
-    def put(self, url: str, **entry: object) -> None:
-        if self.entries.get(url) != entry:
-            self.entries[url] = entry
-            self._dirty = True
-
-    def forget(self, url: str) -> None:
-        if self.entries.pop(url, None) is not None:
-            self._dirty = True
-
-    def save(self) -> None:
-        if self._dirty:
-            payload = json.dumps(self.entries, sort_keys=True, indent=0).encode()
-            self.store.put(self.key, payload, "application/json")
-            self._dirty = False
 
 
 def url_key(url: str) -> str:

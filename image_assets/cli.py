@@ -1,0 +1,197 @@
+"""``image-assets``: run the demo, serve the sample sites, open the UI.
+
+Subcommands:
+  demo        serve the sample vendor sites and materialize the whole graph
+              for every manufacturer in a real Dagster instance, then print a summary
+  serve-demo  only serve the sample vendor sites on 127.0.0.1 (Ctrl-C to stop)
+  ui          serve the sample sites and start `dagster dev` on the same DAGSTER_HOME
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+DEFAULT_DEMO_PORT = 8765
+
+
+def ensure_dagster_home() -> Path:
+    """``$DAGSTER_HOME`` (default ``./.dagster_home``), with the project's dagster.yaml in it."""
+    home = Path(os.environ.get("DAGSTER_HOME") or ".dagster_home").resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ["DAGSTER_HOME"] = str(home)
+    target = home / "dagster.yaml"
+    source = Path("dagster.yaml")
+    if source.is_file() and source.resolve() != target and not target.exists():
+        shutil.copyfile(source, target)
+    return home
+
+
+def _start_demo_server(port: int):
+    from image_assets.demo.server import DemoServer
+
+    try:
+        server = DemoServer("127.0.0.1", port).start()
+    except OSError as exc:
+        raise SystemExit(
+            f"error: cannot serve the demo sites on 127.0.0.1:{port} ({exc.strerror}). "
+            "Is another demo running? Use --port to pick another port."
+        ) from None
+    os.environ["IMAGE_ASSETS_DEMO_URL"] = server.base_url
+    return server
+
+
+def _materializations(result) -> dict[str, dict]:
+    """``asset name -> metadata values`` of a run's materializations."""
+    out: dict[str, dict] = {}
+    for event in result.get_asset_materialization_events():
+        mat = event.event_specific_data.materialization
+        out[mat.asset_key.to_user_string()] = {k: v.value for k, v in mat.metadata.items()}
+    return out
+
+
+def _table(rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    home = ensure_dagster_home()
+    os.environ.setdefault("IMAGE_ASSETS_DATA_DIR", str(Path(".data").resolve()))
+    server = _start_demo_server(args.port)
+    from dagster import DagsterInstance
+
+    from image_assets.definitions import defs
+    from image_assets.scraping.registry import load_registry
+
+    keys = [k for k in load_registry().keys if not args.vendor or k in args.vendor]
+    run_config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+    summary: list[list[str]] = [
+        [
+            "manufacturer",
+            "status",
+            "products",
+            "images ok",
+            "failed",
+            "downloaded",
+            "renditions",
+            "uploads",
+            "kits CSV",
+        ]
+    ]
+    failed = []
+    started = time.monotonic()
+    print(f"Demo sites on {server.base_url}; Dagster instance in {home}", flush=True)
+    with DagsterInstance.get() as instance:
+        job = defs.resolve_job_def("vendor_catalog_job")
+        for number, key in enumerate(keys, start=1):
+            print(f"\n[{number}/{len(keys)}] materializing {key} ...", flush=True)
+            result = job.execute_in_process(
+                partition_key=key, instance=instance, raise_on_error=False, run_config=run_config
+            )
+            meta = _materializations(result)
+            images = meta.get("product_images", {})
+            rend = meta.get("image_renditions", {})
+            ups = meta.get("cdn_uploads", {})
+            csv = meta.get("kits_csv", {})
+            status = "ok" if result.success else "FAILED"
+            if not result.success:
+                failed.append(key)
+            summary.append(
+                [
+                    key,
+                    status,
+                    str(meta.get("vendor_products", {}).get("products", "-")),
+                    str(images.get("images_ok", "-")),
+                    str(images.get("images_failed", "-")),
+                    str(images.get("images_downloaded", "-")),
+                    str(rend.get("rendition_files", "-")),
+                    str(ups.get("images_uploaded", "-")),
+                    str(csv.get("path", "-")),
+                ]
+            )
+        print("\nrebuilding the clean catalog ...", flush=True)
+        catalog = defs.resolve_job_def("catalog_job").execute_in_process(
+            instance=instance, raise_on_error=False, run_config=run_config
+        )
+    server.stop()
+    cmeta = _materializations(catalog).get("clean_kits", {})
+    print("\n" + _table(summary))
+    print(
+        f"\nclean_kits: {cmeta.get('rows', '?')} rows in {cmeta.get('database', '?')} "
+        f"({time.monotonic() - started:.1f}s in all)"
+    )
+    print(
+        "\nNext: `make ui` opens the Dagster UI on this instance (http://127.0.0.1:3000);\n"
+        f"      query the catalog with: duckdb {cmeta.get('database', '.data/catalog.duckdb')} "
+        '"select manufacturer, product_id, name, imageSrc from clean_kits"'
+    )
+    if failed or not catalog.success:
+        print(f"\nFAILED: {', '.join(failed) or 'clean_kits'}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_serve_demo(args: argparse.Namespace) -> int:
+    server = _start_demo_server(args.port)
+    print(f"Serving the demo vendor sites on {server.base_url} (Ctrl-C to stop)", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        server.stop()
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    ensure_dagster_home()
+    os.environ.setdefault("IMAGE_ASSETS_DATA_DIR", str(Path(".data").resolve()))
+    server = _start_demo_server(args.port)
+    print(f"Demo sites on {server.base_url}; starting dagster dev ...", flush=True)
+    dagster = shutil.which("dagster") or str(Path(sys.executable).with_name("dagster"))
+    command = [dagster, "dev", "-h", args.host, "-p", str(args.ui_port)]
+    command += (
+        ["-w", "workspace.yaml"]
+        if Path("workspace.yaml").is_file()
+        else ["-m", "image_assets.definitions"]
+    )
+    try:
+        return subprocess.call(command)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        server.stop()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="image-assets", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="run the whole graph on the sample sites")
+    demo.add_argument("--port", type=int, default=DEFAULT_DEMO_PORT, help="demo sites port")
+    demo.add_argument("--vendor", action="append", help="only this manufacturer (repeatable)")
+    demo.set_defaults(func=cmd_demo)
+    serve = sub.add_parser("serve-demo", help="serve the sample vendor sites")
+    serve.add_argument("--port", type=int, default=DEFAULT_DEMO_PORT)
+    serve.set_defaults(func=cmd_serve_demo)
+    ui = sub.add_parser("ui", help="sample sites + dagster dev")
+    ui.add_argument("--port", type=int, default=DEFAULT_DEMO_PORT, help="demo sites port")
+    ui.add_argument("--host", default="127.0.0.1", help="UI host")
+    ui.add_argument("--ui-port", type=int, default=3000, help="UI port")
+    ui.set_defaults(func=cmd_ui)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,258 @@
+"""The per-manufacturer asset chain: pages -> products -> images -> renditions -> CDN -> kits CSV.
+
+Assets are thin: load inputs, call one step of the core, return records and
+metadata. Records flow between assets through the JSON IO manager.
+"""
+
+import time
+
+from dagster import AssetExecutionContext, Failure, MetadataValue, Output, asset
+
+from image_assets.catalog.kits_csv import build_rows, kits_csv_key, render_csv
+from image_assets.catalog.records import (
+    ImageRecord,
+    ImageRenditions,
+    ImageUpload,
+    PageRecord,
+    Product,
+)
+from image_assets.defs.partitions import manufacturer_partitions
+from image_assets.defs.resources import (
+    CdnResource,
+    HttpResource,
+    RenditionsResource,
+    StorageResource,
+    VendorRegistryResource,
+)
+from image_assets.imaging.renditions import load_rendition_config
+from image_assets.scraping.cache import ValidatorCache
+from image_assets.scraping.crawl import CatalogUnavailable, crawl_vendor, parse_products
+from image_assets.steps.originals import fetch_originals
+from image_assets.steps.publish import publish_images
+from image_assets.steps.renditions import render_images
+from image_assets.storage import BlobNotFound
+
+GROUP = "vendor_catalog"
+COMMON = {
+    "partitions_def": manufacturer_partitions,
+    "group_name": GROUP,
+    "io_manager_key": "json_io_manager",
+}
+
+
+def _dump(records: list) -> list[dict]:
+    return [r.model_dump(mode="json") for r in records]
+
+
+@asset(
+    **COMMON, kinds={"http"}, description="Raw catalog pages of one vendor, kept in the raw store."
+)
+def vendor_pages(
+    context: AssetExecutionContext,
+    registry: VendorRegistryResource,
+    http: HttpResource,
+    storage: StorageResource,
+) -> Output[list[dict]]:
+    vendor = registry.load().get(context.partition_key)
+    with http.client(vendor) as client:
+        try:
+            result = crawl_vendor(vendor, client, storage.raw(), progress=context.log.info)
+        except CatalogUnavailable as exc:
+            raise Failure(
+                description=f"{exc}. The previous outputs of {vendor.key!r} are left untouched.",
+                allow_retries=True,
+            ) from None
+    s = result.stats
+    return Output(
+        _dump(result.pages),
+        metadata={
+            "pages": len(result.pages),
+            "pages_fetched": s.fetched,
+            "pages_not_modified": s.not_modified,
+            "pages_failed": s.failed + s.refused,
+            "bytes_fetched": s.bytes_fetched,
+        },
+    )
+
+
+@asset(
+    **COMMON, kinds={"python"}, description="Products parsed from the stored pages (no network)."
+)
+def vendor_products(
+    context: AssetExecutionContext,
+    registry: VendorRegistryResource,
+    storage: StorageResource,
+    vendor_pages: list[dict],
+) -> Output[list[dict]]:
+    vendor = registry.load().get(context.partition_key)
+    pages = [PageRecord.model_validate(p) for p in vendor_pages]
+    products, problems = parse_products(vendor, pages, storage.raw())
+    for problem in problems[:20]:
+        context.log.warning(problem)
+    return Output(
+        _dump(products),
+        metadata={
+            "products": len(products),
+            "products_without_name": sum(1 for p in products if not p.name),
+            "products_without_images": sum(1 for p in products if not p.image_urls),
+            "image_urls": sum(len(p.image_urls) for p in products),
+            "parse_problems": len(problems),
+        },
+    )
+
+
+@asset(
+    **COMMON,
+    kinds={"http", "pillow"},
+    description="Downloaded originals, content-addressed by sha256, validated, EXIF-oriented masters.",
+)
+def product_images(
+    context: AssetExecutionContext,
+    registry: VendorRegistryResource,
+    http: HttpResource,
+    storage: StorageResource,
+    renditions_config: RenditionsResource,
+    vendor_products: list[dict],
+) -> Output[list[dict]]:
+    vendor = registry.load().get(context.partition_key)
+    products = [Product.model_validate(p) for p in vendor_products]
+    cache = ValidatorCache(storage.raw(), f"state/http_cache/{vendor.key}/images.json")
+    with http.client(vendor) as client:
+        records, stats = fetch_originals(
+            products,
+            client,
+            storage.images(),
+            cache,
+            master_quality=renditions_config.config().master_quality,
+            workers=http.per_host_concurrency,
+            say=context.log.info,
+        )
+    for record in records:
+        if record.status == "failed":
+            context.log.warning(
+                f"image {record.source_url} of {record.product_id}: {record.reason}"
+            )
+    return Output(
+        _dump(records),
+        metadata={
+            "images": len(records),
+            "images_ok": len(records) - stats.failed,
+            "images_failed": stats.failed,
+            "images_downloaded": stats.downloaded,
+            "images_not_modified": stats.not_modified,
+            "images_normalized": stats.normalized,
+            "bytes_downloaded": stats.bytes_downloaded,
+            "failures_by_reason": MetadataValue.json(dict(stats.failures)),
+        },
+    )
+
+
+@asset(
+    **COMMON,
+    kinds={"pillow"},
+    code_version=load_rendition_config().fingerprint(),
+    description="Thumbnails and responsive sizes (WebP + JPEG fallback) from the masters.",
+)
+def image_renditions(
+    context: AssetExecutionContext,
+    storage: StorageResource,
+    renditions_config: RenditionsResource,
+    product_images: list[dict],
+) -> Output[list[dict]]:
+    config = renditions_config.config()
+    images = [ImageRecord.model_validate(i) for i in product_images]
+    results, stats = render_images(images, storage.images(), config, say=context.log.info)
+    saved = 1 - stats.bytes_out / stats.bytes_in if stats.bytes_in else 0.0
+    return Output(
+        _dump(results),
+        metadata={
+            "images": stats.images,
+            "images_encoded": stats.encoded_images,
+            "images_reused": stats.reused_images,
+            "rendition_files": stats.files,
+            "renditions_failed": stats.failed,
+            "bytes_in": stats.bytes_in,
+            "bytes_out": stats.bytes_out,
+            "config_fingerprint": config.fingerprint(),
+            "share_saved_per_image": round(saved / max(len(config.renditions), 1), 3),
+        },
+    )
+
+
+@asset(
+    **COMMON, kinds={"cdn"}, description="Masters and renditions published through the CDN backend."
+)
+def cdn_uploads(
+    context: AssetExecutionContext,
+    cdn: CdnResource,
+    storage: StorageResource,
+    product_images: list[dict],
+    image_renditions: list[dict],
+) -> Output[list[dict]]:
+    images = [ImageRecord.model_validate(i) for i in product_images]
+    renditions = [ImageRenditions.model_validate(r) for r in image_renditions]
+    uploads, stats = publish_images(
+        context.partition_key,
+        images,
+        renditions,
+        storage.images(),
+        cdn.client(),
+        say=context.log.info,
+    )
+    context.log.info(f"Uploaded {stats.uploaded} images in {stats.duration:.1f} seconds")
+    return Output(
+        _dump(uploads),
+        metadata={
+            "images_uploaded": stats.uploaded,
+            "images_unchanged": stats.unchanged,
+            "images_failed": stats.failed,
+            "rendition_uploads": stats.rendition_uploads,
+            "bytes_uploaded": stats.bytes_uploaded,
+            "upload_duration": round(stats.duration, 3),
+            "failures_by_reason": MetadataValue.json(dict(stats.failures)),
+        },
+    )
+
+
+@asset(
+    **{**COMMON, "io_manager_key": "io_manager"},
+    kinds={"csv"},
+    description="kits/{manufacturer}_kits.csv in the raw store: the website's contract.",
+)
+def kits_csv(
+    context: AssetExecutionContext,
+    storage: StorageResource,
+    vendor_products: list[dict],
+    cdn_uploads: list[dict],
+) -> Output[None]:
+    started = time.monotonic()
+    products = [Product.model_validate(p) for p in vendor_products]
+    uploads = [ImageUpload.model_validate(u) for u in cdn_uploads]
+    rows = build_rows(products, uploads)
+    data = render_csv(rows)
+    raw = storage.raw()
+    key = kits_csv_key(context.partition_key)
+    try:
+        changed = raw.get(key) != data
+    except BlobNotFound:
+        changed = True
+    if changed:
+        raw.put(key, data, "text/csv")
+    with_image = sum(1 for r in rows if r["image"])
+    return Output(
+        None,
+        metadata={
+            "path": MetadataValue.path(raw.uri(key)),
+            "products": len(rows),
+            "products_with_image": with_image,
+            "products_without_image": len(rows) - with_image,
+            "images_uploaded": sum(1 for u in uploads if u.status == "uploaded"),
+            "images_failed": sum(1 for u in uploads if u.status == "failed"),
+            "changed": changed,
+            "bytes": len(data),
+            "duration": round(time.monotonic() - started, 3),
+        },
+    )
+
+
+assets = [vendor_pages, vendor_products, product_images, image_renditions, cdn_uploads, kits_csv]
