@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from dagster import AssetSelection, define_asset_job
 
-from image_assets.defs.partitions import manufacturer_partitions
-
 vendor_catalog_job = define_asset_job(
     "vendor_catalog_job",
     selection=AssetSelection.groups("vendor_catalog"),
-    partitions_def=manufacturer_partitions,
     description="Scrape one manufacturer, process its images, publish them, write its kits CSV.",
 )
 

@@ -80,7 +80,7 @@ def make_renditions(
     source: Image.Image = img
     out: list[EncodedRendition] = []
     for index, spec in enumerate(specs):
-        image = render(source, spec, config.background)
+        image = render(source, spec, config.background, reference_size=(width, height))
         for fmt in spec.formats:
             out.append(
                 EncodedRendition(

@@ -127,9 +127,19 @@ def required_source_size(specs: list[RenditionSpec], width: int, height: int) ->
     return max(1, round(width * need)), max(1, round(height * need))
 
 
-def render(img: Image.Image, spec: RenditionSpec, background: str) -> Image.Image:
-    """Resize/crop one rendition from an RGB/RGBA image."""
-    width, height = img.size
+def render(
+    img: Image.Image,
+    spec: RenditionSpec,
+    background: str,
+    reference_size: tuple[int, int] | None = None,
+) -> Image.Image:
+    """Resize/crop one rendition from an RGB/RGBA image.
+
+    ``reference_size`` is the full image's size when ``img`` is a smaller
+    intermediate (DCT-scaled decode or a cascade step): output sizes are
+    computed from it, so they never depend on how the pixels were reached.
+    """
+    width, height = reference_size or img.size
     if spec.crop == "fill":
         assert spec.width and spec.height
         centering = _entropy_centering(img) if spec.gravity == "entropy" else (0.5, 0.5)

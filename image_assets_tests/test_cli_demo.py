@@ -1,0 +1,68 @@
+"""`image-assets demo` end to end, as `make demo` runs it: a real process, instance and HTTP."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _demo(tmp_path: Path, port: int) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(tmp_path / "home"),
+        "IMAGE_ASSETS_DATA_DIR": str(tmp_path / "data"),
+    }
+    env.pop("IMAGE_ASSETS_DEMO_URL", None)
+    return subprocess.run(
+        [sys.executable, "-m", "image_assets.cli", "demo", "--port", str(port)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def _summary(stdout: str) -> dict[str, list[str]]:
+    lines = stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("manufacturer"))
+    rows = {}
+    for line in lines[start + 2 :]:
+        if not line.strip():
+            break
+        cells = line.split()
+        rows[cells[0]] = cells
+    return rows
+
+
+def test_demo_twice_second_run_is_free(tmp_path):
+    port = _free_port()  # the same sites URL both times, as with `make demo`
+    first = _demo(tmp_path, port)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    rows = _summary(first.stdout)
+    assert set(rows) == {"estes", "loc", "rocketarium"}
+    for cells in rows.values():
+        assert cells[1] == "ok" and int(cells[5]) > 0 and int(cells[7]) > 0
+    assert (tmp_path / "home" / "dagster.yaml").is_file()  # the project's instance config
+    assert (tmp_path / "home" / "history").is_dir()  # runs recorded in the real instance
+
+    second = _demo(tmp_path, port)
+    assert second.returncode == 0, second.stderr[-3000:]
+    for name, cells in _summary(second.stdout).items():
+        assert cells[5] == "0", f"{name} downloaded again: {cells}"
+        assert cells[7] == "0", f"{name} uploaded again: {cells}"
+    with duckdb.connect(str(tmp_path / "data" / "catalog.duckdb"), read_only=True) as con:
+        assert con.execute("select count(*) from clean_kits").fetchone()[0] == 24

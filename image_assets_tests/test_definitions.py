@@ -1,0 +1,35 @@
+from dagster import AssetKey, Definitions
+
+from image_assets.definitions import defs
+from image_assets.imaging.renditions import load_rendition_config
+
+
+def test_definitions_are_loadable():
+    Definitions.validate_loadable(defs)
+
+
+def test_graph_shape_and_partitions():
+    graph = defs.resolve_asset_graph()
+    chain = [
+        "vendor_pages",
+        "vendor_products",
+        "product_images",
+        "image_renditions",
+        "cdn_uploads",
+        "kits_csv",
+    ]
+    for upstream, downstream in zip(chain, chain[1:], strict=False):
+        assert AssetKey(upstream) in graph.get(AssetKey(downstream)).parent_keys
+    assert AssetKey("kits_csv") in graph.get(AssetKey("clean_kits")).parent_keys
+    for name in chain:
+        assert graph.get(AssetKey(name)).partitions_def.get_partition_keys() == [
+            "estes",
+            "loc",
+            "rocketarium",
+        ]
+    assert graph.get(AssetKey("clean_kits")).partitions_def is None
+
+
+def test_rendition_config_feeds_code_version():
+    node = defs.resolve_asset_graph().get(AssetKey("image_renditions"))
+    assert node.code_version == load_rendition_config().fingerprint()

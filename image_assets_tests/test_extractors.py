@@ -1,0 +1,150 @@
+import json
+
+import pytest
+
+from image_assets.catalog.records import Product
+from image_assets.scraping.extractors import (
+    discover_links,
+    extract_css,
+    extract_jsonld,
+    extract_shopify,
+    largest_srcset_candidate,
+    merge_products,
+    parse_price,
+)
+from image_assets.scraping.registry import CssCatalog, FieldSelector
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("$1,234.50", 1234.5),
+        ("1.234,50 €", 1234.5),
+        ("12", 12.0),
+        (19.99, 19.99),
+        ("12,5", 12.5),
+        ("n/a", None),
+        (None, None),
+    ],
+)
+def test_parse_price(text, value):
+    assert parse_price(text) == value
+
+
+def test_largest_srcset_candidate():
+    assert largest_srcset_candidate("a.jpg 400w, b.jpg 1600w, c.jpg 800w") == "b.jpg"
+    assert largest_srcset_candidate("a.jpg 1x, b.jpg 2x") == "b.jpg"
+    assert largest_srcset_candidate("") is None
+
+
+def _page(*blocks: str) -> bytes:
+    scripts = "".join(f"<script type='application/ld+json'>{b}</script>" for b in blocks)
+    return f"<html><head>{scripts}</head><body></body></html>".encode()
+
+
+def test_jsonld_graph_imageobject_offers_list_and_relative_urls():
+    node = {
+        "@type": "Product",
+        "name": "  Big   Bertha ",
+        "mpn": "EST 1948",
+        "image": [{"@type": "ImageObject", "contentUrl": "/img/a.jpg"}, "b.jpg"],
+        "offers": [
+            {
+                "@type": "Offer",
+                "price": "42.00",
+                "priceCurrency": "USD",
+                "availability": "https://schema.org/InStock",
+            }
+        ],
+    }
+    html = _page("{ not json", json.dumps({"@graph": [{"@type": "BreadcrumbList"}, node]}))
+    products, problems = extract_jsonld(html, "https://shop.example/p/bertha", "estes")
+    assert len(problems) == 1 and "malformed JSON-LD" in problems[0]
+    (product,) = products
+    assert product.product_id == "est-1948"
+    assert product.name == "Big Bertha"
+    assert product.image_urls == ["https://shop.example/img/a.jpg", "https://shop.example/p/b.jpg"]
+    assert (product.price, product.currency, product.availability) == (42.0, "USD", "InStock")
+
+
+def test_jsonld_without_sku_uses_url_slug():
+    html = _page(json.dumps({"@type": "Product", "name": "X", "url": "/products/alpha-iii"}))
+    products, _ = extract_jsonld(html, "https://shop.example/catalog", "estes")
+    assert products[0].product_id == "alpha-iii"
+
+
+def test_shopify_page_variants_and_images():
+    payload = json.dumps(
+        {
+            "products": [
+                {
+                    "title": "Goblin",
+                    "handle": "goblin",
+                    "variants": [
+                        {"sku": "LOC-1", "price": "20.00", "available": False},
+                        {"sku": "LOC-1B", "price": "25.00", "available": True},
+                    ],
+                    "images": [
+                        {"src": "//cdn.example/2.jpg", "position": 2},
+                        {"src": "https://cdn.example/1.jpg", "position": 1},
+                    ],
+                }
+            ]
+        }
+    ).encode()
+    (product,) = extract_shopify(payload, "https://loc.example", "loc")
+    assert product.product_id == "loc-1"
+    assert product.image_urls == ["https://cdn.example/1.jpg", "https://cdn.example/2.jpg"]
+    assert product.availability == "InStock" and product.price == 20.0
+    with pytest.raises(ValueError, match="no 'products'"):
+        extract_shopify(b'{"items": []}', "https://loc.example", "loc")
+
+
+CSS = CssCatalog(
+    start_urls=["https://r.example/shop/"],
+    product_links="a.title",
+    next_page="a.next",
+    name=FieldSelector(selector="h1"),
+    sku=FieldSelector(selector=".sku"),
+    price=FieldSelector(selector=".price"),
+    images=FieldSelector(selector=".gallery img"),
+)
+
+
+def test_css_images_from_src_srcset_lazy_and_og_fallback():
+    html = b"""<html><head><meta property='og:image' content='/og.jpg'></head><body>
+      <h1> Der &amp; Red
+        Max </h1><span class='sku'>RKT 9</span><p class='price'>$1,024.00</p>
+      <div class='gallery'><img src='a.jpg'><img src='ph.gif' srcset='b-400.jpg 400w, b.jpg 1600w'>
+      <img data-src='/c.jpg' src='data:image/gif;base64,R0'></div></body></html>"""
+    (product,) = extract_css(html, "https://r.example/p/der.html", CSS, "rocketarium")
+    assert product.name == "Der & Red Max"
+    assert product.product_id == "rkt-9" and product.price == 1024.0
+    assert product.image_urls == [
+        "https://r.example/p/a.jpg",
+        "https://r.example/p/b.jpg",
+        "https://r.example/c.jpg",
+    ]
+    no_gallery = html.replace(b"class='gallery'", b"class='other'")
+    (product,) = extract_css(no_gallery, "https://r.example/p/der.html", CSS, "rocketarium")
+    assert product.image_urls == ["https://r.example/og.jpg"]
+
+
+def test_css_page_without_product_gives_nothing():
+    assert extract_css(b"<html><body>Sorry</body></html>", "https://r.example/x", CSS, "r") == []
+
+
+def test_discover_links_resolves_relative_urls():
+    html = b"<a class='title' href='/p/1'>1</a><a class='title' href='p/2'>2</a><a class='next' href='?page=2'>n</a>"
+    products, nexts = discover_links(html, "https://r.example/shop/", "a.title", "a.next")
+    assert products == ["https://r.example/p/1", "https://r.example/shop/p/2"]
+    assert nexts == ["https://r.example/shop/?page=2"]
+
+
+def test_merge_products_unions_images_and_fills_gaps():
+    a = Product(product_id="x", manufacturer="m", image_urls=["1"], name=None)
+    b = Product(product_id="x", manufacturer="m", image_urls=["1", "2"], name="X", price=3)
+    c = Product(product_id="a", manufacturer="m")
+    merged = merge_products([a, b, c])
+    assert [p.product_id for p in merged] == ["a", "x"]
+    assert merged[1].image_urls == ["1", "2"] and merged[1].name == "X" and merged[1].price == 3

@@ -1,0 +1,155 @@
+"""The whole graph materialized against the demo sites over real HTTP, in a real Dagster instance."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import pytest
+from dagster import AssetKey, DagsterInstance, materialize
+
+from image_assets.catalog.kits_csv import CONTRACT_COLUMNS, parse_csv
+from image_assets.definitions import build_resources
+from image_assets.defs.catalog.assets import clean_kits
+from image_assets.defs.vendors.assets import assets as vendor_assets
+
+VENDORS = ["estes", "loc", "rocketarium"]
+ALL_ASSETS = [*vendor_assets, clean_kits]
+
+
+def _metadata(result, asset: str) -> dict:
+    (mat,) = result.asset_materializations_for_node(asset)
+    return {k: v.value for k, v in mat.metadata.items()}
+
+
+def _run_vendor(instance, data_dir, vendor):
+    return materialize(
+        vendor_assets,
+        partition_key=vendor,
+        resources=build_resources(str(data_dir)),
+        instance=instance,
+        raise_on_error=False,
+    )
+
+
+def _run_catalog(instance, data_dir):
+    return materialize(
+        ALL_ASSETS,
+        selection=[clean_kits],
+        resources=build_resources(str(data_dir)),
+        instance=instance,
+    )
+
+
+@pytest.fixture(scope="module")
+def graph_run(demo_server, tmp_path_factory):
+    """Materialize every partition, then clean_kits; keep the instance and data for the tests."""
+    data_dir = tmp_path_factory.mktemp("data")
+    home = tmp_path_factory.mktemp("dagster_home")
+    with DagsterInstance.local_temp(str(home)) as instance:
+        first = {v: _run_vendor(instance, data_dir, v) for v in VENDORS}
+        catalog = _run_catalog(instance, data_dir)
+        yield {
+            "instance": instance,
+            "data_dir": data_dir,
+            "first": first,
+            "catalog": catalog,
+            "server": demo_server,
+        }
+
+
+def test_every_partition_succeeds_with_failures_recorded(graph_run):
+    for vendor, result in graph_run["first"].items():
+        assert result.success, vendor
+        images = _metadata(result, "product_images")
+        products = _metadata(result, "vendor_products")
+        uploads = _metadata(result, "cdn_uploads")
+        site = graph_run["server"].httpd.sites.products[vendor]
+        assert products["products"] == len(site)
+        assert images["images"] == products["image_urls"] >= len(site)
+        assert images["images_failed"] == 2  # the 404 and the corrupt image
+        assert set(images["failures_by_reason"]) == {"HTTP 404", "corrupt or truncated image"}
+        assert uploads["images_uploaded"] == images["images_ok"] > 0
+        assert {"images_uploaded", "images_failed", "upload_duration"} <= set(uploads)
+
+
+def test_kits_csvs_follow_the_contract(graph_run):
+    data_dir = Path(graph_run["data_dir"])
+    for vendor in VENDORS:
+        path = data_dir / "raw" / "kits" / f"{vendor}_kits.csv"
+        raw = path.read_bytes()
+        rows = parse_csv(raw)
+        assert raw.decode().splitlines()[0].split(",")[:5] == list(CONTRACT_COLUMNS)
+        site = graph_run["server"].httpd.sites.products[vendor]
+        assert len(rows) == len(site)
+        with_image = [r for r in rows if r["image"]]
+        assert 0 < len(with_image) < len(rows)  # products without images are kept
+        for row in with_image:
+            images = json.loads(row["images"])
+            assert images[0]["public_id"] == row["image"] == f"kits/{vendor}/{row['product_id']}"
+            for image in images:
+                cdn_file = Path(image["secure_url"].removeprefix("file://"))
+                assert cdn_file.is_file() and cdn_file.stat().st_size == image["bytes"]
+                assert image["storage"] == "local" and len(image["sha256"]) == 64
+
+
+def test_exif_rotated_image_is_published_upright(graph_run):
+    # estes product index 2 (EST003) has its first image stored with EXIF orientation 6
+    rows = parse_csv((Path(graph_run["data_dir"]) / "raw/kits/estes_kits.csv").read_bytes())
+    row = next(r for r in rows if r["product_id"] == "est0003")
+    first = json.loads(row["images"])[0]
+    spec = graph_run["server"].httpd.sites.images["/estes/images/EST003-1.jpg"]
+    assert spec.orientation == 6
+    assert (first["width"], first["height"]) == (spec.width, spec.height)
+
+
+def test_clean_kits_holds_every_product(graph_run):
+    db = Path(graph_run["data_dir"]) / "catalog.duckdb"
+    expected = sum(len(graph_run["server"].httpd.sites.products[v]) for v in VENDORS)
+    with duckdb.connect(str(db), read_only=True) as con:
+        total, nulls = con.execute(
+            'select count(*), count(*) filter (where "imageSrc" is null) from clean_kits'
+        ).fetchone()
+        per = dict(
+            con.execute("select manufacturer, count(*) from clean_kits group by 1").fetchall()
+        )
+    assert total == expected and nulls >= len(VENDORS)
+    assert per == {v: len(graph_run["server"].httpd.sites.products[v]) for v in VENDORS}
+    assert _metadata(graph_run["catalog"], "clean_kits")["rows"] == expected
+
+
+def test_rerun_downloads_encodes_and_uploads_nothing(graph_run):
+    instance, data_dir = graph_run["instance"], Path(graph_run["data_dir"])
+    csv_before = {v: (data_dir / "raw/kits" / f"{v}_kits.csv").read_bytes() for v in VENDORS}
+    for vendor in VENDORS:
+        result = _run_vendor(instance, data_dir, vendor)
+        assert result.success
+        pages = _metadata(result, "vendor_pages")
+        images = _metadata(result, "product_images")
+        renditions = _metadata(result, "image_renditions")
+        uploads = _metadata(result, "cdn_uploads")
+        csv = _metadata(result, "kits_csv")
+        # every page request was answered 304 (shopify also re-asks for its empty last page)
+        assert pages["pages_fetched"] == 0 and pages["pages_not_modified"] >= pages["pages"] > 0
+        assert images["images_downloaded"] == 0 and images["images_normalized"] == 0
+        assert renditions["images_encoded"] == 0
+        assert uploads["images_uploaded"] == 0 and uploads["rendition_uploads"] == 0
+        assert csv["changed"] is False
+        assert (data_dir / "raw/kits" / f"{vendor}_kits.csv").read_bytes() == csv_before[vendor]
+
+
+def test_unreachable_vendor_fails_and_leaves_previous_outputs(graph_run, monkeypatch):
+    instance, data_dir = graph_run["instance"], Path(graph_run["data_dir"])
+    csv = data_dir / "raw/kits/loc_kits.csv"
+    before = csv.read_bytes()
+    monkeypatch.setenv(
+        "IMAGE_ASSETS_DEMO_URL", "http://127.0.0.1:9"
+    )  # nothing listens on the discard port
+    result = _run_vendor(instance, data_dir, "loc")
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "catalog of vendor 'loc' cannot be fetched" in str(failure.event_specific_data.error)
+    assert csv.read_bytes() == before
+    key = AssetKey("kits_csv")
+    assert instance.get_latest_materialization_event(key) is not None

@@ -1,0 +1,176 @@
+"""The HTTP client against real servers on 127.0.0.1."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from image_assets.scraping.http import (
+    FetchError,
+    HttpClient,
+    HttpSettings,
+    RefusedURL,
+    Validators,
+    check_url,
+    retry_after_seconds,
+)
+
+Script = Callable[[BaseHTTPRequestHandler], None]
+
+
+@pytest.fixture
+def scripted_server() -> Iterator[tuple[str, dict[str, Script], list[str]]]:
+    """A server whose paths answer with scripted handlers; records every request path."""
+    routes: dict[str, Script] = {}
+    seen: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self):
+            seen.append(self.path)
+            routes.get(self.path, _not_found)(self)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", routes, seen
+    server.shutdown()
+    server.server_close()
+
+
+def _send(handler, status: int, body: bytes = b"", **headers: str) -> None:
+    handler.send_response(status)
+    for name, value in headers.items():
+        handler.send_header(name.replace("_", "-"), value)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+def _not_found(handler):
+    _send(handler, 404, b"nope")
+
+
+def _client(**overrides) -> HttpClient:
+    settings = {
+        "allow_private_hosts": True,
+        "backoff_base": 0.01,
+        "respect_robots": True,
+        **overrides,
+    }
+    return HttpClient(HttpSettings(**settings), sleep=lambda s: None)
+
+
+def test_retries_503_then_succeeds(scripted_server):
+    base, routes, seen = scripted_server
+    answers = iter([503, 503, 200])
+    routes["/flaky"] = lambda h: _send(h, next(answers), b"ok")
+    result = _client().fetch(f"{base}/flaky")
+    assert result.content == b"ok" and result.attempts == 3
+
+
+def test_429_honours_retry_after(scripted_server):
+    base, routes, _ = scripted_server
+    answers = iter([(429, {"Retry_After": "7"}), (200, {})])
+    sleeps: list[float] = []
+
+    def handler(h):
+        status, headers = next(answers)
+        _send(h, status, b"x", **headers)
+
+    routes["/limited"] = handler
+    client = HttpClient(HttpSettings(allow_private_hosts=True), sleep=sleeps.append)
+    assert client.fetch(f"{base}/limited").content == b"x"
+    assert sleeps == [7.0]
+
+
+def test_gives_up_with_a_reason(scripted_server):
+    base, routes, seen = scripted_server
+    routes["/down"] = lambda h: _send(h, 500, b"boom")
+    with pytest.raises(FetchError, match=r"HTTP 500 after 4 attempts"):
+        _client(max_retries=3).fetch(f"{base}/down")
+    assert seen.count("/down") == 4
+
+
+def test_conditional_get_304(scripted_server):
+    base, routes, _ = scripted_server
+
+    def handler(h):
+        if h.headers.get("If-None-Match") == '"v1"':
+            _send(h, 304)
+        else:
+            _send(h, 200, b"body", ETag='"v1"')
+
+    routes["/page"] = handler
+    client = _client()
+    first = client.fetch(f"{base}/page")
+    assert first.validators.etag == '"v1"' and not first.not_modified
+    second = client.fetch(f"{base}/page", Validators(etag='"v1"'))
+    assert second.not_modified and second.content == b""
+
+
+def test_robots_disallow_is_refused_and_fetched_once(scripted_server):
+    base, routes, seen = scripted_server
+    routes["/robots.txt"] = lambda h: _send(h, 200, b"User-agent: *\nDisallow: /private/\n")
+    routes["/ok"] = lambda h: _send(h, 200, b"fine")
+    client = _client()
+    with pytest.raises(RefusedURL, match="robots.txt"):
+        client.fetch(f"{base}/private/x")
+    assert client.fetch(f"{base}/ok").content == b"fine"
+    assert seen.count("/robots.txt") == 1 and "/private/x" not in seen
+
+
+def test_redirect_loop_is_bounded(scripted_server):
+    base, routes, _ = scripted_server
+    routes["/loop"] = lambda h: _send(h, 302, Location="/loop")
+    with pytest.raises(FetchError, match="too many redirects"):
+        _client(max_redirects=3).fetch(f"{base}/loop")
+
+
+def test_max_bytes(scripted_server):
+    base, routes, _ = scripted_server
+    routes["/big"] = lambda h: _send(h, 200, b"x" * 5000)
+    with pytest.raises(FetchError, match="too large"):
+        _client().fetch(f"{base}/big", max_bytes=1000)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "file:///etc/passwd",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://10.0.0.1/x.jpg",
+        "http://127.0.0.1:9/x",
+        "http://[::1]/x",
+        "gopher://example.com/",
+    ],
+)
+def test_ssrf_guard_refuses_private_and_odd_urls(url):
+    with pytest.raises(RefusedURL):
+        check_url(url, allow_private=False)
+
+
+def test_metadata_address_refused_even_when_private_hosts_allowed():
+    check_url("http://127.0.0.1:8000/x", allow_private=True)
+    with pytest.raises(RefusedURL, match="link-local"):
+        check_url("http://169.254.169.254/", allow_private=True)
+
+
+def test_redirect_to_private_address_is_refused(scripted_server):
+    base, routes, _ = scripted_server
+    routes["/hop"] = lambda h: _send(h, 302, Location="http://169.254.169.254/latest/")
+    with pytest.raises(RefusedURL):
+        _client().fetch(f"{base}/hop")
+
+
+def test_retry_after_parsing():
+    assert retry_after_seconds("5") == 5.0
+    assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412480.0) == 0.0
+    assert retry_after_seconds("soon") is None
