@@ -1,3 +1,5 @@
+import itertools
+
 from dagster import AssetKey, Definitions
 
 from image_assets.definitions import defs
@@ -18,7 +20,7 @@ def test_graph_shape_and_partitions():
         "cdn_uploads",
         "kits_csv",
     ]
-    for upstream, downstream in zip(chain, chain[1:], strict=False):
+    for upstream, downstream in itertools.pairwise(chain):
         assert AssetKey(upstream) in graph.get(AssetKey(downstream)).parent_keys
     assert AssetKey("kits_csv") in graph.get(AssetKey("clean_kits")).parent_keys
     for name in chain:

@@ -69,7 +69,7 @@ def _client(**overrides) -> HttpClient:
 
 
 def test_retries_503_then_succeeds(scripted_server):
-    base, routes, seen = scripted_server
+    base, routes, _seen = scripted_server
     answers = iter([503, 503, 200])
     routes["/flaky"] = lambda h: _send(h, next(answers), b"ok")
     result = _client().fetch(f"{base}/flaky")
@@ -121,7 +121,7 @@ def test_robots_disallow_is_refused_and_fetched_once(scripted_server):
     routes["/robots.txt"] = lambda h: _send(h, 200, b"User-agent: *\nDisallow: /private/\n")
     routes["/ok"] = lambda h: _send(h, 200, b"fine")
     client = _client()
-    with pytest.raises(RefusedURL, match="robots.txt"):
+    with pytest.raises(RefusedURL, match=r"robots\.txt"):
         client.fetch(f"{base}/private/x")
     assert client.fetch(f"{base}/ok").content == b"fine"
     assert seen.count("/robots.txt") == 1 and "/private/x" not in seen
