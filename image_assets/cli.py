@@ -1,6 +1,7 @@
 """``image-assets``: run the demo, serve the sample sites, open the UI.
 
 Subcommands:
+  scrape      crawl one vendor of a registry and print its products as JSON lines
   demo        serve the sample vendor sites and materialize the whole graph
               for every manufacturer in a real Dagster instance, then print a summary
   serve-demo  only serve the sample vendor sites on 127.0.0.1 (Ctrl-C to stop)
@@ -139,6 +140,68 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_scrape(args: argparse.Namespace) -> int:
+    """Crawl one vendor into memory and print its products as JSON lines (nothing is written)."""
+    import json
+
+    from image_assets.scraping.crawl import (
+        CatalogUnavailable,
+        crawl_vendor,
+        http_settings_for,
+        parse_products,
+    )
+    from image_assets.scraping.http import HttpClient
+    from image_assets.scraping.registry import RegistryError, load_registry
+    from image_assets.storage import MemoryBlobStore
+
+    def err(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    try:
+        vendor = load_registry(args.registry).get(args.vendor)
+    except RegistryError as exc:
+        err(f"error: {exc}")
+        return 2
+    if args.limit:
+        vendor = vendor.model_copy(update={"max_products": args.limit})
+    store = MemoryBlobStore()
+    started = time.monotonic()
+    with HttpClient(http_settings_for(vendor)) as client:
+        try:
+            crawl = crawl_vendor(vendor, client, store, progress=err if args.verbose else None)
+        except CatalogUnavailable as exc:
+            err(f"error: {exc}")
+            return 1
+    products, problems = parse_products(vendor, crawl.pages, store)
+    for product in products:
+        record = {
+            "product_id": product.product_id,
+            "name": product.name,
+            "manufacturer": product.manufacturer,
+            "url": product.url,
+            "image_urls": product.image_urls,
+        }
+        if product.price is not None:
+            record["price"] = product.price
+        if product.currency:
+            record["currency"] = product.currency
+        print(json.dumps(record, ensure_ascii=False), flush=True)
+    stats = crawl.stats
+    err(
+        f"{vendor.key}: {len(products)} products, "
+        f"{sum(len(p.image_urls) for p in products)} image URLs, "
+        f"{sum(1 for p in products if not p.name)} without name, "
+        f"{sum(1 for p in products if not p.image_urls)} without images; "
+        f"{len(crawl.pages)} pages ({stats.fetched} fetched, {stats.failed} failed, "
+        f"{stats.refused} refused) in {time.monotonic() - started:.1f}s"
+    )
+    for problem in problems[:20]:
+        err(f"  problem: {problem}")
+    if len(problems) > 20:
+        err(f"  ... and {len(problems) - 20} more problems")
+    return 0
+
+
 def cmd_serve_demo(args: argparse.Namespace) -> int:
     server = _start_demo_server(args.port)
     print(f"Serving the demo vendor sites on {server.base_url} (Ctrl-C to stop)", flush=True)
@@ -177,6 +240,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=DEFAULT_DEMO_PORT, help="demo sites port")
     demo.add_argument("--vendor", action="append", help="only this manufacturer (repeatable)")
     demo.set_defaults(func=cmd_demo)
+    scrape = sub.add_parser(
+        "scrape", help="try a registry entry: print one vendor's products as JSON lines"
+    )
+    scrape.add_argument("--vendor", required=True, help="vendor key in the registry")
+    scrape.add_argument(
+        "--registry", help="registry YAML (default: IMAGE_ASSETS_REGISTRY or bundled)"
+    )
+    scrape.add_argument("--limit", type=int, help="stop after this many products")
+    scrape.add_argument("-v", "--verbose", action="store_true", help="progress on stderr")
+    scrape.set_defaults(func=cmd_scrape)
     serve = sub.add_parser("serve-demo", help="serve the sample vendor sites")
     serve.add_argument("--port", type=int, default=DEFAULT_DEMO_PORT)
     serve.set_defaults(func=cmd_serve_demo)

@@ -19,6 +19,7 @@ from image_assets.defs.resources import (
 )
 from image_assets.defs.settings import default_data_dir, env_or
 from image_assets.defs.vendors import assets as vendor_assets
+from image_assets.defs.vendors import checks as vendor_checks
 
 
 def build_resources(data_dir: str | None = None) -> dict[str, object]:
@@ -43,6 +44,7 @@ def build_resources(data_dir: str | None = None) -> dict[str, object]:
 
 defs = Definitions(
     assets=[*vendor_assets.assets, *catalog_assets.assets],
+    asset_checks=vendor_checks.checks,
     jobs=jobs,
     resources=build_resources(),
     # Each run is one process: steps of a partition are sequential anyway, and the

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -60,7 +61,7 @@ def _not_found(handler):
 
 def _client(**overrides) -> HttpClient:
     settings = {
-        "allow_private_hosts": True,
+        "allowed_private_networks": ("127.0.0.0/8",),
         "backoff_base": 0.01,
         "respect_robots": True,
         **overrides,
@@ -86,7 +87,9 @@ def test_429_honours_retry_after(scripted_server):
         _send(h, status, b"x", **headers)
 
     routes["/limited"] = handler
-    client = HttpClient(HttpSettings(allow_private_hosts=True), sleep=sleeps.append)
+    client = HttpClient(
+        HttpSettings(allowed_private_networks=("127.0.0.0/8",)), sleep=sleeps.append
+    )
     assert client.fetch(f"{base}/limited").content == b"x"
     assert sleeps == [7.0]
 
@@ -154,13 +157,15 @@ def test_max_bytes(scripted_server):
 )
 def test_ssrf_guard_refuses_private_and_odd_urls(url):
     with pytest.raises(RefusedURL):
-        check_url(url, allow_private=False)
+        check_url(url)
 
 
-def test_metadata_address_refused_even_when_private_hosts_allowed():
-    check_url("http://127.0.0.1:8000/x", allow_private=True)
+def test_only_listed_private_networks_are_allowed():
+    check_url("http://127.0.0.1:8000/x", ["127.0.0.0/8"])
+    with pytest.raises(RefusedURL, match=r"private address 10\.0\.0\.1"):
+        check_url("http://10.0.0.1/x.jpg", ["127.0.0.0/8"])
     with pytest.raises(RefusedURL, match="link-local"):
-        check_url("http://169.254.169.254/", allow_private=True)
+        check_url("http://169.254.169.254/", ["127.0.0.0/8"])
 
 
 def test_redirect_to_private_address_is_refused(scripted_server):
@@ -174,3 +179,49 @@ def test_retry_after_parsing():
     assert retry_after_seconds("5") == 5.0
     assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412480.0) == 0.0
     assert retry_after_seconds("soon") is None
+
+
+def test_per_host_concurrency_limit_is_respected(scripted_server):
+    from concurrent.futures import ThreadPoolExecutor
+
+    base, routes, _ = scripted_server
+    state = {"now": 0, "max": 0}
+    lock = threading.Lock()
+
+    def slow(h):
+        with lock:
+            state["now"] += 1
+            state["max"] = max(state["max"], state["now"])
+        time.sleep(0.05)
+        with lock:
+            state["now"] -= 1
+        _send(h, 200, b"ok")
+
+    for i in range(24):
+        routes[f"/img/{i}"] = slow
+    client = _client(per_host_concurrency=3, respect_robots=False)
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        results = list(pool.map(lambda i: client.fetch(f"{base}/img/{i}"), range(24)))
+    assert all(r.content == b"ok" for r in results)
+    assert state["max"] == 3
+
+
+def test_request_rate_spaces_out_request_starts():
+    from image_assets.scraping.http import _HostState
+
+    state = _HostState(threading.Semaphore(4))
+    delays = [state.reserve_slot(0.5) for _ in range(4)]
+    assert delays[0] == pytest.approx(0, abs=0.05)
+    assert delays[1:] == pytest.approx([0.5, 1.0, 1.5], abs=0.05)
+
+
+def test_read_timeout_is_a_recorded_reason(scripted_server):
+    base, routes, _ = scripted_server
+
+    def stall(h):
+        time.sleep(0.5)
+        _send(h, 200, b"late")
+
+    routes["/stall"] = stall
+    with pytest.raises(FetchError, match="timed out after 2 attempts"):
+        _client(read_timeout=0.1, max_retries=1, respect_robots=False).fetch(f"{base}/stall")

@@ -23,6 +23,13 @@ class PageRecord(BaseModel):
     reason: str | None = None
 
 
+class Variant(BaseModel):
+    sku: str | None = None
+    title: str | None = None
+    price: float | None = None
+    available: bool | None = None
+
+
 class Product(BaseModel):
     """A parsed product, as the vendor's catalog describes it."""
 
@@ -35,6 +42,7 @@ class Product(BaseModel):
     price: float | None = None
     currency: str | None = None
     availability: str | None = None
+    variants: list[Variant] = Field(default_factory=list)
 
 
 class ImageRecord(BaseModel):

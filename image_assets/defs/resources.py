@@ -8,6 +8,7 @@ from pydantic import Field
 from image_assets.cdn.base import CdnBackend
 from image_assets.cdn.local import LocalCdn
 from image_assets.imaging.renditions import RenditionConfig, load_rendition_config
+from image_assets.scraping.crawl import http_settings_for
 from image_assets.scraping.http import DEFAULT_USER_AGENT, HttpClient, HttpSettings
 from image_assets.scraping.registry import Registry, Vendor, load_registry
 from image_assets.storage import BlobStore, LocalBlobStore
@@ -60,17 +61,15 @@ class HttpResource(ConfigurableResource):
     per_host_concurrency: int = 4
 
     def client(self, vendor: Vendor) -> HttpClient:
-        return HttpClient(
-            HttpSettings(
-                user_agent=self.user_agent,
-                connect_timeout=self.connect_timeout,
-                read_timeout=self.read_timeout,
-                max_retries=self.max_retries,
-                backoff_base=self.backoff_base,
-                per_host_concurrency=self.per_host_concurrency,
-                allow_private_hosts=vendor.allow_private_hosts,
-            )
+        base = HttpSettings(
+            user_agent=self.user_agent,
+            connect_timeout=self.connect_timeout,
+            read_timeout=self.read_timeout,
+            max_retries=self.max_retries,
+            backoff_base=self.backoff_base,
+            per_host_concurrency=self.per_host_concurrency,
         )
+        return HttpClient(http_settings_for(vendor, base))
 
 
 class RenditionsResource(ConfigurableResource):

@@ -11,7 +11,8 @@ import hashlib
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from image_assets.catalog.records import PageRecord, Product
 from image_assets.scraping.cache import ValidatorCache
@@ -23,7 +24,7 @@ from image_assets.scraping.extractors import (
     merge_products,
     shopify_page_url,
 )
-from image_assets.scraping.http import FetchError, HttpClient, RefusedURL
+from image_assets.scraping.http import FetchError, HttpClient, HttpSettings, RefusedURL
 from image_assets.scraping.registry import CssCatalog, JsonLdCatalog, ShopifyCatalog, Vendor
 from image_assets.storage import BlobStore
 
@@ -33,6 +34,20 @@ Progress = Callable[[str], None]
 
 class CatalogUnavailable(RuntimeError):
     """The vendor's catalog could not be fetched at all; the partition must fail."""
+
+
+def http_settings_for(vendor: Vendor, base: HttpSettings | None = None) -> HttpSettings:
+    """The HTTP settings for one vendor: the base settings with the vendor's policy applied."""
+    base = base or HttpSettings()
+    policy = vendor.http
+    return replace(
+        base,
+        per_host_concurrency=policy.per_host_concurrency or base.per_host_concurrency,
+        requests_per_second=policy.requests_per_second or base.requests_per_second,
+        read_timeout=policy.read_timeout or base.read_timeout,
+        respect_robots=policy.respect_robots and base.respect_robots,
+        allowed_private_networks=tuple(vendor.allow_private_networks),
+    )
 
 
 def url_key(url: str) -> str:
@@ -170,6 +185,13 @@ def _crawl_shopify(
     return pages
 
 
+def with_query_param(url: str, name: str, value: int) -> str:
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != name]
+    query.append((name, str(value)))
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
 def _crawl_listing(
     vendor: Vendor,
     catalog: JsonLdCatalog | CssCatalog,
@@ -177,13 +199,24 @@ def _crawl_listing(
     client: HttpClient,
     say: Progress,
 ) -> list[PageRecord]:
-    listing_queue = list(catalog.start_urls)
+    param = catalog.page_param
+    # (url, start url it paginates, page number when paginating by parameter)
+    queue: list[tuple[str, str, int | None]] = [
+        (
+            with_query_param(u, param.name, param.start) if param else u,
+            u,
+            param.start if param else None,
+        )
+        for u in catalog.start_urls
+    ]
     seen_listings: set[str] = set()
     product_urls: dict[str, None] = {}
     pages: list[PageRecord] = []
     first = True
-    while listing_queue and len(seen_listings) < vendor.max_pages:
-        url = listing_queue.pop(0)
+    while (
+        queue and len(seen_listings) < vendor.max_pages and len(product_urls) < vendor.max_products
+    ):
+        url, origin, number = queue.pop(0)
         if url in seen_listings:
             continue
         seen_listings.add(url)
@@ -191,13 +224,18 @@ def _crawl_listing(
         if first:
             _fail_if_first(vendor, record)
             first = False
+        if body is None and number is not None and record.reason == "HTTP 404":
+            continue  # paginating by parameter ran past the last page
         pages.append(record)
         if body is None:
             continue
         products, nexts = discover_links(body, url, catalog.product_links, catalog.next_page)
-        for product_url in products:
-            product_urls.setdefault(product_url, None)
-        listing_queue.extend(n for n in nexts if n not in seen_listings)
+        new = [p for p in products if p not in product_urls]
+        for product_url in new:
+            product_urls[product_url] = None
+        queue.extend((n, origin, None) for n in nexts if n not in seen_listings)
+        if number is not None and new:
+            queue.append((with_query_param(origin, param.name, number + 1), origin, number + 1))
         say(f"{vendor.key}: listing page {len(seen_listings)}: {len(products)} product links")
 
     targets = list(product_urls)[: vendor.max_products]

@@ -8,6 +8,7 @@ too, so the crawler stays generic.
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from collections.abc import Iterable, Iterator
@@ -16,7 +17,7 @@ from urllib.parse import urljoin, urlsplit
 
 from bs4 import BeautifulSoup, Tag
 
-from image_assets.catalog.records import Product
+from image_assets.catalog.records import Product, Variant
 from image_assets.scraping.identity import product_id_for
 from image_assets.scraping.registry import CssCatalog, FieldSelector
 
@@ -29,10 +30,10 @@ def soup(html: bytes | str) -> BeautifulSoup:
 
 
 def clean_text(value: object) -> str | None:
-    """Collapse whitespace; ``None`` for empty values. Entities are already decoded by the parser."""
-    if value is None:
+    """Collapse whitespace and decode leftover HTML entities (JSON-LD often has ``&amp;``)."""
+    if value is None or isinstance(value, dict | list):
         return None
-    text = _WS.sub(" ", str(value)).strip()
+    text = _WS.sub(" ", html.unescape(str(value))).strip()
     return text or None
 
 
@@ -119,19 +120,46 @@ def unique(values: Iterable[str | None]) -> list[str]:
 # -- link discovery -----------------------------------------------------------------
 
 
+def _itemlist_urls(doc: BeautifulSoup, page_url: str) -> Iterator[str | None]:
+    """Product URLs of schema.org ``ItemList`` blocks (``itemListElement[].url``/``item``)."""
+    for script in doc.find_all("script", attrs={"type": "application/ld+json"}):
+        try:
+            data = json.loads(script.string or script.get_text(), strict=False)
+        except (json.JSONDecodeError, TypeError):
+            continue
+        for node in _jsonld_nodes(data):
+            if node.get("@type") != "ItemList":
+                continue
+            for element in node.get("itemListElement") or []:
+                if not isinstance(element, dict):
+                    continue
+                item = element.get("item")
+                url = element.get("url") or (item.get("url") if isinstance(item, dict) else item)
+                if isinstance(url, str):
+                    yield absolute(url, page_url)
+
+
 def discover_links(
     html: bytes, page_url: str, product_selector: str, next_selector: str | None
 ) -> tuple[list[str], list[str]]:
-    """Product-page links and next-page links of a listing page, absolute, same order."""
+    """Product-page links and next-page links of a listing page, absolute, same order.
+
+    Product links come from ``product_selector`` and from JSON-LD ``ItemList`` blocks.
+    """
     doc = soup(html)
-    products = unique(absolute(_attr(a, "href"), page_url) for a in doc.select(product_selector))
+    products = unique(
+        [
+            *(absolute(_attr(a, "href"), page_url) for a in doc.select(product_selector)),
+            *_itemlist_urls(doc, page_url),
+        ]
+    )
     nexts = (
         unique(absolute(_attr(a, "href"), page_url) for a in doc.select(next_selector))
         if next_selector
         else []
     )
-    same_scheme = [u for u in products if urlsplit(u).scheme in ("http", "https", "")]
-    return same_scheme, nexts
+    web = [u for u in products if urlsplit(u).scheme in ("http", "https")]
+    return web, nexts
 
 
 # -- JSON-LD ---------------------------------------------------------------------------
@@ -189,7 +217,7 @@ def extract_jsonld(
     for script in doc.find_all("script", attrs={"type": "application/ld+json"}):
         raw = script.string or script.get_text()
         try:
-            data = json.loads(raw)
+            data = json.loads(raw, strict=False)  # real sites put raw newlines in strings
         except (json.JSONDecodeError, TypeError) as exc:
             problems.append(
                 f"malformed JSON-LD on {page_url}: {exc.msg if hasattr(exc, 'msg') else exc}"
@@ -263,6 +291,15 @@ def extract_shopify(payload: bytes, base_url: str, manufacturer: str) -> list[Pr
             if variant.get("featured_image"):
                 image_urls.append(absolute(variant["featured_image"].get("src"), base_url + "/"))
         sku = first.get("sku") or None
+        variant_records = [
+            Variant(
+                sku=clean_text(v.get("sku")),
+                title=clean_text(v.get("title")),
+                price=parse_price(v.get("price")),
+                available=v.get("available") if isinstance(v.get("available"), bool) else None,
+            )
+            for v in variants
+        ]
         products.append(
             Product(
                 product_id=product_id_for(sku, url or str(item.get("id"))),
@@ -274,6 +311,7 @@ def extract_shopify(payload: bytes, base_url: str, manufacturer: str) -> list[Pr
                 price=parse_price(first.get("price")),
                 currency=None,
                 availability="InStock" if any(v.get("available") for v in variants) else None,
+                variants=variant_records,
             )
         )
     return products

@@ -18,7 +18,7 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
 
@@ -59,8 +59,9 @@ class HttpSettings:
     max_bytes: int = 64 * 1024 * 1024
     max_redirects: int = 5
     per_host_concurrency: int = 4
+    requests_per_second: float | None = None
     respect_robots: bool = True
-    allow_private_hosts: bool = False
+    allowed_private_networks: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -93,13 +94,14 @@ class FetchResult:
     retry_after: str | None = None
 
 
-def check_url(url: str, allow_private: bool = False) -> None:
+def check_url(url: str, allowed_private_networks: Iterable[str] = ()) -> None:
     """Refuse URLs that could reach something other than a public web server.
 
-    Only http/https. Every address the host resolves to must be public; with
-    ``allow_private`` loopback and private ranges are allowed (the demo and
-    tests), but link-local (169.254.0.0/16, cloud metadata), multicast,
-    reserved and unspecified addresses never are.
+    Only http/https. Every address the host resolves to must be public, or
+    inside one of ``allowed_private_networks`` (CIDRs a vendor entry lists
+    explicitly; the demo and tests list 127.0.0.0/8). Link-local addresses
+    (169.254.0.0/16, the cloud metadata service), multicast, reserved and
+    unspecified addresses are refused unless a listed network contains them.
     """
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
@@ -113,17 +115,18 @@ def check_url(url: str, allow_private: bool = False) -> None:
         raise RefusedURL(url, "refused URL with an invalid port") from None
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        raise FetchError(url, f"cannot resolve host {host}: {exc.strerror}") from None
+    except (socket.gaierror, UnicodeError) as exc:
+        raise FetchError(url, f"cannot resolve host {host}: {exc}") from None
+    networks = [ipaddress.ip_network(n, strict=False) for n in allowed_private_networks]
     for info in infos:
-        address = ipaddress.ip_address(info[4][0].split("%", 1)[0])
+        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
         if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
             address = address.ipv4_mapped
+        if any(address in network for network in networks):
+            continue
         if address.is_link_local or address.is_multicast or address.is_unspecified:
-            raise RefusedURL(url, f"refused address {address} (link-local/multicast)")
-        if address.is_reserved and not address.is_private:
-            raise RefusedURL(url, f"refused reserved address {address}")
-        if (address.is_loopback or address.is_private) and not allow_private:
+            raise RefusedURL(url, f"refused link-local/multicast address {address}")
+        if address.is_loopback or address.is_private or address.is_reserved:
             raise RefusedURL(url, f"refused private address {address} for host {host}")
 
 
@@ -143,10 +146,21 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
 
 @dataclass
 class _HostState:
+    """Per-origin politeness: a concurrency semaphore, a request-rate clock, robots.txt."""
+
     semaphore: threading.Semaphore
     robots: Protego | None = None
     robots_loaded: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
+    next_slot: float = 0.0
+
+    def reserve_slot(self, interval: float) -> float:
+        """Seconds to wait so that requests to this host start at least ``interval`` apart."""
+        with self.lock:
+            now = time.monotonic()
+            start = max(now, self.next_slot)
+            self.next_slot = start + interval
+            return start - now
 
 
 class HttpClient:
@@ -227,7 +241,7 @@ class HttpClient:
 
         Raises :class:`FetchError` (or :class:`RefusedURL`) with a recordable reason.
         """
-        check_url(url, self.settings.allow_private_hosts)
+        check_url(url, self.settings.allowed_private_networks)
         if not self.allowed_by_robots(url):
             raise RefusedURL(url, "disallowed by robots.txt")
         headers = validators.headers() if validators else {}
@@ -249,7 +263,7 @@ class HttpClient:
                 if not result.location:
                     raise FetchError(url, f"HTTP {result.status_code} without Location")
                 current = urljoin(current, result.location)
-                check_url(current, s.allow_private_hosts)
+                check_url(current, s.allowed_private_networks)
                 continue
             result.url = url
             result.final_url = current
@@ -265,6 +279,10 @@ class HttpClient:
             wait: float | None = None
             try:
                 with state.semaphore:
+                    if s.requests_per_second:
+                        delay = state.reserve_slot(1.0 / s.requests_per_second)
+                        if delay > 0:
+                            self._sleep(delay)
                     result = self._get_once(url, headers, max_bytes)
                 result.attempts = attempt
                 if result.status_code not in RETRY_STATUSES:

@@ -8,6 +8,7 @@ serves laptops, CI and production.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from functools import cached_property
@@ -38,13 +39,26 @@ class FieldSelector(_Strict):
     attr: str | None = None
 
 
+class PageParam(_Strict):
+    """Pagination by a query parameter (``?page=2``) until a page lists no products."""
+
+    name: str = "page"
+    start: int = 1
+
+
 class JsonLdCatalog(_Strict):
-    """Listing pages link to product pages that carry schema.org Product JSON-LD."""
+    """Listing pages link to product pages that carry schema.org Product JSON-LD.
+
+    Product links come from the ``product_links`` selector and from any JSON-LD
+    ``ItemList`` on the listing page; pagination by ``next_page`` links and/or
+    a ``page_param``.
+    """
 
     kind: Literal["jsonld"] = "jsonld"
-    start_urls: list[str]
+    start_urls: list[str] = Field(min_length=1)
     product_links: str = "a[href]"
     next_page: str | None = "a[rel~=next]"
+    page_param: PageParam | None = None
 
 
 class ShopifyCatalog(_Strict):
@@ -60,9 +74,10 @@ class CssCatalog(_Strict):
     """A plain HTML shop read with CSS selectors."""
 
     kind: Literal["css"] = "css"
-    start_urls: list[str]
+    start_urls: list[str] = Field(min_length=1)
     product_links: str
     next_page: str | None = None
+    page_param: PageParam | None = None
     name: FieldSelector
     sku: FieldSelector | None = None
     price: FieldSelector | None = None
@@ -73,18 +88,45 @@ class CssCatalog(_Strict):
 Catalog = Annotated[JsonLdCatalog | ShopifyCatalog | CssCatalog, Field(discriminator="kind")]
 
 
+class HttpPolicy(_Strict):
+    """How gently to treat this vendor's servers (unset values use the HTTP resource's)."""
+
+    per_host_concurrency: int | None = Field(default=None, ge=1, le=64)
+    requests_per_second: float | None = Field(default=None, gt=0)
+    respect_robots: bool = True
+    read_timeout: float | None = Field(default=None, gt=0)
+
+
+class CheckThresholds(_Strict):
+    """When the scraper-breakage check fails for this vendor."""
+
+    max_count_drop: float = Field(default=0.5, ge=0, le=1)
+    max_missing_name_share: float = Field(default=0.1, ge=0, le=1)
+    max_missing_image_share: float = Field(default=0.5, ge=0, le=1)
+
+
 class Vendor(_Strict):
     """One manufacturer: partition key, display name, catalog source, crawl limits."""
 
     key: str
     name: str
     catalog: Catalog
-    allow_private_hosts: bool = Field(
-        default=False,
-        description="Allow fetching from loopback/private addresses (demo and test sites only).",
+    allow_private_networks: list[str] = Field(
+        default_factory=list,
+        description="CIDRs of private/loopback addresses this vendor may be fetched from "
+        "(demo and test sites: 127.0.0.0/8). Everything else private is refused.",
     )
+    http: HttpPolicy = HttpPolicy()
+    checks: CheckThresholds = CheckThresholds()
     max_pages: int = Field(default=500, ge=1)
     max_products: int = Field(default=20_000, ge=1)
+
+    @field_validator("allow_private_networks")
+    @classmethod
+    def _valid_networks(cls, value: list[str]) -> list[str]:
+        for cidr in value:
+            ipaddress.ip_network(cidr, strict=False)  # raises ValueError with a clear message
+        return value
 
     @field_validator("key")
     @classmethod

@@ -2,5 +2,13 @@
 
 from image_assets.storage.base import BlobNotFound, BlobStore, InvalidKey, validate_key
 from image_assets.storage.local import LocalBlobStore
+from image_assets.storage.memory import MemoryBlobStore
 
-__all__ = ["BlobNotFound", "BlobStore", "InvalidKey", "LocalBlobStore", "validate_key"]
+__all__ = [
+    "BlobNotFound",
+    "BlobStore",
+    "InvalidKey",
+    "LocalBlobStore",
+    "MemoryBlobStore",
+    "validate_key",
+]

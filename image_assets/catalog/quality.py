@@ -1,0 +1,69 @@
+"""Data-quality rules over catalog records: the logic behind the asset checks.
+
+Pure functions returning findings, so they are unit-tested without Dagster
+and the checks stay one line of glue each.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from image_assets.catalog.records import Product
+from image_assets.scraping.registry import CheckThresholds
+
+
+@dataclass
+class Verdict:
+    passed: bool
+    summary: str
+    metadata: dict = field(default_factory=dict)
+
+
+def scraper_breakage(
+    products: list[Product], previous_count: int | None, thresholds: CheckThresholds
+) -> Verdict:
+    """Catch the usual symptoms of a vendor changing its HTML.
+
+    Fails when the product count dropped by more than ``max_count_drop``
+    against the previous materialization, or when too many products lack a
+    name or an image.
+    """
+    count = len(products)
+    no_name = sum(1 for p in products if not p.name)
+    no_image = sum(1 for p in products if not p.image_urls)
+    problems = []
+    drop = None
+    if previous_count:
+        drop = max(0.0, 1 - count / previous_count)
+        if drop > thresholds.max_count_drop:
+            problems.append(
+                f"product count dropped {drop:.0%} ({previous_count} -> {count}); "
+                f"limit {thresholds.max_count_drop:.0%}"
+            )
+    if count == 0:
+        problems.append("no products at all")
+    else:
+        if no_name / count > thresholds.max_missing_name_share:
+            problems.append(f"{no_name}/{count} products have no name")
+        if no_image / count > thresholds.max_missing_image_share:
+            problems.append(f"{no_image}/{count} products have no image")
+    metadata = {
+        "products": count,
+        "previous_products": previous_count,
+        "count_drop": round(drop, 3) if drop is not None else None,
+        "without_name": no_name,
+        "without_image": no_image,
+    }
+    summary = "; ".join(problems) or f"{count} products look healthy"
+    return Verdict(not problems, summary, metadata)
+
+
+def duplicate_ids(products: list[Product]) -> Verdict:
+    counts = Counter(p.product_id for p in products)
+    dupes = sorted(k for k, n in counts.items() if n > 1)
+    return Verdict(
+        not dupes,
+        f"duplicate product_id: {', '.join(dupes[:10])}" if dupes else "product ids are unique",
+        {"duplicates": len(dupes)},
+    )

@@ -1,0 +1,44 @@
+"""An in-memory blob store: for trying a registry entry (`image-assets scrape`) without writing files."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+from image_assets.storage.base import BlobNotFound, validate_key
+
+
+class MemoryBlobStore:
+    def __init__(self) -> None:
+        self._blobs: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> bytes:
+        with self._lock:
+            try:
+                return self._blobs[validate_key(key)]
+            except KeyError:
+                raise BlobNotFound(key) from None
+
+    def put(self, key: str, data: bytes, content_type: str | None = None) -> None:
+        with self._lock:
+            self._blobs[validate_key(key)] = bytes(data)
+
+    def exists(self, key: str) -> bool:
+        with self._lock:
+            return validate_key(key) in self._blobs
+
+    def delete(self, key: str) -> bool:
+        with self._lock:
+            return self._blobs.pop(validate_key(key), None) is not None
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        prefix = prefix.rstrip("/")
+        with self._lock:
+            keys = sorted(self._blobs)
+        for key in keys:
+            if not prefix or key == prefix or key.startswith(prefix + "/"):
+                yield key
+
+    def uri(self, key: str) -> str:
+        return f"memory://{validate_key(key)}"

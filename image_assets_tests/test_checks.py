@@ -1,0 +1,114 @@
+"""The scraper-breakage check: unit rules, and blocking a broken vendor in a real run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from dagster import DagsterInstance, materialize
+
+from image_assets.catalog.quality import duplicate_ids, scraper_breakage
+from image_assets.catalog.records import Product
+from image_assets.definitions import build_resources
+from image_assets.defs.vendors.assets import assets as vendor_assets
+from image_assets.defs.vendors.checks import checks
+from image_assets.scraping.registry import CheckThresholds, registry_text
+
+
+def _products(n: int, named: int | None = None, with_image: int | None = None) -> list[Product]:
+    named = n if named is None else named
+    with_image = n if with_image is None else with_image
+    return [
+        Product(
+            product_id=f"p{i}",
+            manufacturer="m",
+            name=f"P{i}" if i < named else None,
+            image_urls=["u"] if i < with_image else [],
+        )
+        for i in range(n)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("products", "previous", "passed", "message"),
+    [
+        (_products(10), 10, True, "healthy"),
+        (_products(6), 10, True, "healthy"),
+        (_products(4), 10, False, "dropped 60%"),
+        (_products(0), 10, False, "no products"),
+        (_products(10, named=5), None, False, "5/10 products have no name"),
+        (_products(10, with_image=2), None, False, "8/10 products have no image"),
+    ],
+)
+def test_scraper_breakage_rules(products, previous, passed, message):
+    verdict = scraper_breakage(products, previous, CheckThresholds())
+    assert verdict.passed is passed and message in verdict.summary
+
+
+def test_duplicate_ids():
+    assert duplicate_ids(_products(3)).passed
+    dupes = _products(2) + _products(1)
+    verdict = duplicate_ids(dupes)
+    assert not verdict.passed and "p0" in verdict.summary
+
+
+def _registry(tmp_path: Path, **rocketarium_changes) -> Path:
+    data = yaml.safe_load(registry_text())
+    vendor = next(v for v in data["vendors"] if v["key"] == "rocketarium")
+    for key, value in rocketarium_changes.items():
+        if key == "name_selector":
+            vendor["catalog"]["name"] = {"selector": value}
+        else:
+            vendor[key] = value
+    path = tmp_path / f"vendors-{len(list(tmp_path.iterdir()))}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def _run(instance, data_dir, registry, monkeypatch):
+    monkeypatch.setenv("IMAGE_ASSETS_REGISTRY", str(registry))
+    return materialize(
+        [*vendor_assets, *checks],
+        partition_key="rocketarium",
+        resources=build_resources(str(data_dir)),
+        instance=instance,
+        raise_on_error=False,
+    )
+
+
+def _check_results(result) -> dict[str, bool]:
+    return {
+        e.asset_check_evaluation_data.check_name: e.asset_check_evaluation_data.passed
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    }
+
+
+def test_broken_vendor_is_caught_and_blocks_downstream(demo_server, tmp_path, monkeypatch):
+    data_dir, home, regs = tmp_path / "data", tmp_path / "home", tmp_path / "regs"
+    for folder in (home, regs):
+        folder.mkdir()
+    with DagsterInstance.local_temp(str(home)) as instance:
+        good = _run(instance, data_dir, _registry(regs), monkeypatch)
+        assert good.success and _check_results(good) == {
+            "scraper_not_broken": True,
+            "unique_product_ids": True,
+        }
+        csv = data_dir / "raw/kits/rocketarium_kits.csv"
+        before = csv.read_bytes()
+
+        # the vendor "changed its HTML": the name selector no longer matches anything
+        broken = _run(instance, data_dir, _registry(regs, name_selector="h1.renamed"), monkeypatch)
+        assert _check_results(broken)["scraper_not_broken"] is False
+        materialized = {
+            e.event_specific_data.materialization.asset_key.path[-1]
+            for e in broken.get_asset_materialization_events()
+        }
+        assert "product_images" not in materialized and "kits_csv" not in materialized
+        assert csv.read_bytes() == before  # the website keeps the last good CSV
+
+        # a count drop beyond 50% against the previous materialization
+        dropped = _run(instance, data_dir, _registry(regs, max_products=3), monkeypatch)
+        assert _check_results(dropped)["scraper_not_broken"] is False
+        assert csv.read_bytes() == before
