@@ -17,6 +17,7 @@ from image_assets.demo.sites import LAST_MODIFIED, DemoSites, build_sites
 class _Handler(BaseHTTPRequestHandler):
     server: DemoHTTPServer
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # as real servers do; avoids 40 ms delayed-ACK stalls
 
     def do_GET(self) -> None:
         self._respond(include_body=True)
