@@ -148,3 +148,69 @@ def test_merge_products_unions_images_and_fills_gaps():
     merged = merge_products([a, b, c])
     assert [p.product_id for p in merged] == ["a", "x"]
     assert merged[1].image_urls == ["1", "2"] and merged[1].name == "X" and merged[1].price == 3
+
+
+def test_srcset_with_commas_inside_urls():
+    srcset = (
+        "https://res.example/image/upload/w_400,h_300,c_fill/kit.jpg 400w, "
+        "https://res.example/image/upload/w_1600,h_1200,c_fill/kit.jpg 1600w"
+    )
+    assert (
+        largest_srcset_candidate(srcset)
+        == "https://res.example/image/upload/w_1600,h_1200,c_fill/kit.jpg"
+    )
+    assert largest_srcset_candidate("a.jpg, b.jpg 2x") == "b.jpg"
+    assert largest_srcset_candidate("a.jpg,\tb.jpg 3x, c.jpg") == "b.jpg"
+
+
+def test_jsonld_main_entity_product_group_and_prefixed_types():
+    group = {
+        "@context": "https://schema.org",
+        "@type": "WebPage",
+        "mainEntity": {
+            "@type": "ProductGroup",
+            "name": "Patriot &amp; Co",
+            "productGroupID": "PAT-100",
+            "hasVariant": [
+                {
+                    "@type": "Product",
+                    "sku": "PAT-100-S",
+                    "image": "s.jpg",
+                    "offers": {"price": 10, "priceCurrency": "EUR"},
+                },
+                {"@type": "Product", "sku": "PAT-100-L", "image": "l.jpg"},
+            ],
+            "isSimilarTo": {"@type": "Product", "sku": "OTHER", "name": "Not this page's"},
+        },
+    }
+    products, _ = extract_jsonld(
+        _page(json.dumps(group)), "https://shop.example/p/patriot", "estes"
+    )
+    (product,) = products
+    assert product.product_id == "pat-100" and product.name == "Patriot & Co"
+    assert product.image_urls == ["https://shop.example/p/s.jpg", "https://shop.example/p/l.jpg"]
+    assert (product.price, product.currency) == (10.0, "EUR")
+    typed = _page(
+        json.dumps(
+            {"@type": ["schema:Product"], "name": "T", "sku": "T1", "description": "multi\nline"}
+        ).replace("\\n", "\n")
+    )
+    assert [p.product_id for p in extract_jsonld(typed, "https://s.example/t", "m")[0]] == ["t1"]
+
+
+def test_itemlist_links_on_listing_pages():
+    itemlist = {
+        "@type": "ItemList",
+        "itemListElement": [
+            {"@type": "ListItem", "position": 1, "url": "/p/a"},
+            {
+                "@type": "ListItem",
+                "position": 2,
+                "item": {"@id": "x", "url": "https://s.example/p/b"},
+            },
+        ],
+    }
+    products, _ = discover_links(
+        _page(json.dumps(itemlist)), "https://s.example/list", "a.none", None
+    )
+    assert products == ["https://s.example/p/a", "https://s.example/p/b"]

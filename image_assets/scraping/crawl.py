@@ -265,7 +265,7 @@ def parse_products(
         body = store.get(page.key)
         if isinstance(catalog, ShopifyCatalog):
             try:
-                found.extend(extract_shopify(body, catalog.base_url, vendor.key))
+                found.extend(extract_shopify(body, catalog.base_url, vendor.key, catalog.currency))
             except ValueError as exc:
                 problems.append(f"{page.url}: {exc}")
         elif page.role == "product":

@@ -62,25 +62,46 @@ def parse_price(value: object) -> float | None:
         return None
 
 
-def largest_srcset_candidate(srcset: str | None) -> str | None:
-    """The URL of the widest (or highest density) candidate of a ``srcset``."""
-    if not srcset:
-        return None
-    best, best_score = None, -1.0
-    for candidate in srcset.split(","):
-        parts = candidate.strip().split()
-        if not parts:
+def parse_srcset(srcset: str) -> list[tuple[str, float]]:
+    """``srcset`` candidates as (url, width-or-density), per the HTML parsing rules.
+
+    URLs are runs of non-whitespace and may contain commas (CDN transformation
+    URLs such as ``w_400,h_300`` do); a comma ends a candidate only after the
+    URL's descriptors or at the URL's very end.
+    """
+    candidates: list[tuple[str, float]] = []
+    pos, n = 0, len(srcset)
+    while pos < n:
+        while pos < n and (srcset[pos].isspace() or srcset[pos] == ","):
+            pos += 1
+        start = pos
+        while pos < n and not srcset[pos].isspace():
+            pos += 1
+        url = srcset[start:pos]
+        descriptor = ""
+        if url.endswith(","):
+            url = url.rstrip(",")
+        else:
+            start = pos
+            while pos < n and srcset[pos] != ",":
+                pos += 1
+            descriptor = srcset[start:pos].strip().lower()
+        if not url:
             continue
         score = 1.0
-        if len(parts) > 1:
-            descriptor = parts[1].lower()
+        if descriptor and descriptor[-1] in "wx":
             try:
-                score = float(descriptor[:-1]) if descriptor[-1] in "wx" else 1.0
+                score = float(descriptor[:-1])
             except ValueError:
                 score = 1.0
-        if score > best_score:
-            best, best_score = parts[0], score
-    return best
+        candidates.append((url, score))
+    return candidates
+
+
+def largest_srcset_candidate(srcset: str | None) -> str | None:
+    """The URL of the widest (or highest density) candidate of a ``srcset``."""
+    candidates = parse_srcset(srcset or "")
+    return max(candidates, key=lambda c: c[1])[0] if candidates else None
 
 
 def image_url_from_tag(tag: Tag) -> str | None:
@@ -128,7 +149,7 @@ def _itemlist_urls(doc: BeautifulSoup, page_url: str) -> Iterator[str | None]:
         except (json.JSONDecodeError, TypeError):
             continue
         for node in _jsonld_nodes(data):
-            if node.get("@type") != "ItemList":
+            if "ItemList" not in _types(node):
                 continue
             for element in node.get("itemListElement") or []:
                 if not isinstance(element, dict):
@@ -165,20 +186,31 @@ def discover_links(
 # -- JSON-LD ---------------------------------------------------------------------------
 
 
+_CONTAINER_KEYS = ("@graph", "mainEntity", "mainEntityOfPage", "itemListElement", "item")
+
+
 def _jsonld_nodes(data: object) -> Iterator[dict]:
+    """Every node of a JSON-LD block: top level, ``@graph`` and the usual containers
+    (``mainEntity``, ``ItemList`` elements). Not every nested value: related
+    products (``isSimilarTo``...) are not this page's products."""
     if isinstance(data, list):
         for item in data:
             yield from _jsonld_nodes(item)
     elif isinstance(data, dict):
         yield data
-        if "@graph" in data:
-            yield from _jsonld_nodes(data["@graph"])
+        for key in _CONTAINER_KEYS:
+            if key in data and isinstance(data[key], dict | list):
+                yield from _jsonld_nodes(data[key])
+
+
+def _types(node: dict) -> set[str]:
+    types = node.get("@type")
+    types = types if isinstance(types, list) else [types]
+    return {t.rsplit("/", 1)[-1].rsplit(":", 1)[-1] for t in types if isinstance(t, str)}
 
 
 def _is_product(node: dict) -> bool:
-    types = node.get("@type")
-    types = types if isinstance(types, list) else [types]
-    return any(isinstance(t, str) and t.rsplit("/", 1)[-1] == "Product" for t in types)
+    return bool(_types(node) & {"Product", "ProductGroup", "IndividualProduct", "ProductModel"})
 
 
 def _jsonld_images(value: object) -> Iterator[str]:
@@ -223,15 +255,26 @@ def extract_jsonld(
                 f"malformed JSON-LD on {page_url}: {exc.msg if hasattr(exc, 'msg') else exc}"
             )
             continue
-        for node in _jsonld_nodes(data):
-            if not _is_product(node):
+        nodes = list(_jsonld_nodes(data))
+        in_groups = {
+            id(v)
+            for n in nodes
+            if "ProductGroup" in _types(n)
+            for v in (n.get("hasVariant") or [])
+            if isinstance(v, dict)
+        }
+        for node in nodes:
+            if not _is_product(node) or id(node) in in_groups:
                 continue
-            offer = _first_offer(node.get("offers"))
+            variants = [v for v in node.get("hasVariant") or [] if isinstance(v, dict)]
+            offer = _first_offer(node.get("offers")) or next(
+                (o for o in (_first_offer(v.get("offers")) for v in variants) if o), {}
+            )
             url = absolute(node.get("url") if isinstance(node.get("url"), str) else None, page_url)
             sku = next(
                 (
                     str(node[k]).strip()
-                    for k in ("sku", "productID", "mpn")
+                    for k in ("sku", "productID", "productGroupID", "mpn")
                     if node.get(k) not in (None, "")
                 ),
                 None,
@@ -245,7 +288,9 @@ def extract_jsonld(
                     url=url or page_url,
                     sku=sku,
                     image_urls=unique(
-                        absolute(u, page_url) for u in _jsonld_images(node.get("image"))
+                        absolute(u, page_url)
+                        for source in [node, *variants]
+                        for u in _jsonld_images(source.get("image"))
                     ),
                     price=parse_price(offer.get("price", offer.get("lowPrice"))),
                     currency=clean_text(offer.get("priceCurrency")),
@@ -266,7 +311,9 @@ def shopify_page_url(base_url: str, page: int, page_size: int, collection: str |
     return f"{base}{path}?limit={page_size}&page={page}"
 
 
-def extract_shopify(payload: bytes, base_url: str, manufacturer: str) -> list[Product]:
+def extract_shopify(
+    payload: bytes, base_url: str, manufacturer: str, currency: str | None = None
+) -> list[Product]:
     """Products of one ``products.json`` page (raises ``ValueError`` if it is not one)."""
     try:
         data = json.loads(payload)
@@ -309,7 +356,7 @@ def extract_shopify(payload: bytes, base_url: str, manufacturer: str) -> list[Pr
                 sku=sku,
                 image_urls=unique(image_urls),
                 price=parse_price(first.get("price")),
-                currency=None,
+                currency=currency,
                 availability="InStock" if any(v.get("available") for v in variants) else None,
                 variants=variant_records,
             )

@@ -68,6 +68,7 @@ class ShopifyCatalog(_Strict):
     base_url: str
     collection: str | None = None
     page_size: int = Field(default=250, ge=1, le=250)
+    currency: str | None = Field(default=None, description="products.json has no currency")
 
 
 class CssCatalog(_Strict):
