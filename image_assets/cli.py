@@ -2,6 +2,7 @@
 
 Subcommands:
   scrape      crawl one vendor of a registry and print its products as JSON lines
+  render      write renditions of local image files, one JSON line per input
   demo        serve the sample vendor sites and materialize the whole graph
               for every manufacturer in a real Dagster instance, then print a summary
   serve-demo  only serve the sample vendor sites on 127.0.0.1 (Ctrl-C to stop)
@@ -202,6 +203,63 @@ def cmd_scrape(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_render(args: argparse.Namespace) -> int:
+    """Renditions for local files, one JSON line per input; bad inputs are refused, not fatal."""
+    import json
+
+    from image_assets.imaging.decode import ImageRefused
+    from image_assets.imaging.pipeline import render_all
+    from image_assets.imaging.renditions import (
+        EXTENSIONS,
+        RenditionConfigError,
+        load_rendition_config,
+    )
+    from image_assets.scraping.identity import sanitize_id
+    from image_assets.storage.local import atomic_write
+
+    try:
+        config = load_rendition_config(args.config)
+    except RenditionConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    out = Path(args.out)
+    refused = 0
+    used: set[str] = set()
+    for number, name in enumerate(args.files, start=1):
+        line: dict = {"input": name, "ok": False, "error": None, "renditions": []}
+        try:
+            data = Path(name).read_bytes()
+            result = render_all(data, config, include_master=False)
+            stem = sanitize_id(Path(name).stem) or "image"
+            stem = stem if stem not in used else f"{stem}-{number}"  # same name, other folder
+            used.add(stem)
+            folder = out / stem
+            for rendition in result.renditions:
+                path = folder / f"{rendition.name}.{EXTENSIONS[rendition.format]}"
+                atomic_write(path, rendition.data)
+                line["renditions"].append(
+                    {
+                        "name": rendition.name,
+                        "format": rendition.format,
+                        "width": rendition.width,
+                        "height": rendition.height,
+                        "bytes": len(rendition.data),
+                        "path": str(path),
+                    }
+                )
+            line["ok"] = True
+        except ImageRefused as exc:
+            line["error"] = exc.reason
+        except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+            line["error"] = f"cannot read input: {exc.strerror}"
+        except MemoryError:
+            line["error"] = "refused: not enough memory to decode this image"
+        if not line["ok"]:
+            refused += 1
+        print(json.dumps(line), flush=True)
+    return 2 if refused else 0
+
+
 def cmd_serve_demo(args: argparse.Namespace) -> int:
     server = _start_demo_server(args.port)
     print(f"Serving the demo vendor sites on {server.base_url} (Ctrl-C to stop)", flush=True)
@@ -250,6 +308,13 @@ def build_parser() -> argparse.ArgumentParser:
     scrape.add_argument("--limit", type=int, help="stop after this many products")
     scrape.add_argument("-v", "--verbose", action="store_true", help="progress on stderr")
     scrape.set_defaults(func=cmd_scrape)
+    render = sub.add_parser(
+        "render", help="write renditions of local image files; one JSON line per input"
+    )
+    render.add_argument("files", nargs="+", metavar="FILE")
+    render.add_argument("--out", required=True, help="output folder (one sub-folder per input)")
+    render.add_argument("--config", help="rendition config YAML (default: bundled renditions.yaml)")
+    render.set_defaults(func=cmd_render)
     serve = sub.add_parser("serve-demo", help="serve the sample vendor sites")
     serve.add_argument("--port", type=int, default=DEFAULT_DEMO_PORT)
     serve.set_defaults(func=cmd_serve_demo)
@@ -263,7 +328,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # an internal error: exit 1 with the cause, traceback on request
+        if os.environ.get("IMAGE_ASSETS_DEBUG"):
+            raise
+        print(
+            f"internal error: {type(exc).__name__}: {exc} (IMAGE_ASSETS_DEBUG=1 for a traceback)",
+            file=sys.stderr,
+        )
+        return 1
 
 
 if __name__ == "__main__":

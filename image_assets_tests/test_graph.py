@@ -132,7 +132,7 @@ def test_rerun_downloads_encodes_and_uploads_nothing(graph_run):
         csv = _metadata(result, "kits_csv")
         # every page request was answered 304 (shopify also re-asks for its empty last page)
         assert pages["pages_fetched"] == 0 and pages["pages_not_modified"] >= pages["pages"] > 0
-        assert images["images_downloaded"] == 0 and images["images_normalized"] == 0
+        assert images["images_downloaded"] == 0 and images["new_originals"] == 0
         assert renditions["images_encoded"] == 0
         assert uploads["images_uploaded"] == 0 and uploads["rendition_uploads"] == 0
         assert csv["changed"] is False

@@ -1,18 +1,28 @@
-"""Decoding, normalization and renditions on images generated in the test."""
+"""Decoding, normalization, renditions and placeholders on a generated corpus of tricky files."""
 
 from __future__ import annotations
 
 import io
-import struct
-import zlib
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageCms
 
 from image_assets.demo.images import ImageSpec, draw_upright, render_image
-from image_assets.imaging.decode import DecodeLimits, ImageRefused, decode, probe
-from image_assets.imaging.pipeline import make_master, make_renditions
-from image_assets.imaging.renditions import load_rendition_config
+from image_assets.imaging.decode import DecodeLimits, ImageRefused, check_complete, decode, probe
+from image_assets.imaging.pipeline import render_all
+from image_assets.imaging.renditions import RenditionConfig, load_rendition_config
+from image_assets_tests import corpus
+
+CONFIG = load_rendition_config()
+
+
+def _mean_diff(a: Image.Image, b: Image.Image, size=(16, 10)) -> float:
+    got, want = a.convert("RGB").resize(size).tobytes(), b.convert("RGB").resize(size).tobytes()
+    return sum(abs(x - y) for x, y in zip(got, want, strict=True)) / len(got)
+
+
+def _open(data: bytes) -> Image.Image:
+    return Image.open(io.BytesIO(data))
 
 
 @pytest.mark.parametrize("orientation", range(1, 9))
@@ -20,49 +30,56 @@ def test_exif_orientation_is_applied_by_pixels(orientation):
     spec = ImageSpec(seed=f"o{orientation}", width=320, height=200, orientation=orientation)
     img, info = decode(render_image(spec))
     assert info.orientation == orientation
-    expected = draw_upright(spec).convert("RGB")
-    assert img.size == expected.size == (320, 200)
-    # compare a coarse thumbnail: JPEG noise is small, a wrong rotation/flip is not
-    got = img.resize((16, 10)).tobytes()
-    want = expected.resize((16, 10)).tobytes()
-    diff = sum(abs(a - b) for a, b in zip(got, want, strict=True)) / len(got)
-    assert diff < 12, f"orientation {orientation}: mean pixel difference {diff:.1f}"
+    assert img.size == (320, 200)
+    # a wrong rotation or flip moves the rocket; JPEG noise does not
+    assert _mean_diff(img, draw_upright(spec)) < 12
 
 
-def _png_with_huge_header(width: int, height: int) -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-        )
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", ihdr)
-        + chunk(b"IDAT", zlib.compress(b"\x00" * 10))
-        + chunk(b"IEND", b"")
-    )
+@pytest.mark.parametrize("orientation", [5, 6, 7, 8])
+def test_rotated_originals_keep_renditions_upright_with_draft(orientation):
+    spec = ImageSpec(seed="big", width=3000, height=2000, orientation=orientation)
+    result = render_all(render_image(spec), CONFIG)
+    w800 = next(r for r in result.renditions if r.name == "w800" and r.format == "webp")
+    assert (w800.width, w800.height) == (800, 533)
+    assert _mean_diff(_open(w800.data), draw_upright(spec)) < 12
 
 
 @pytest.mark.parametrize(
-    ("data", "reason"),
+    ("make", "reason"),
     [
-        (b"", "empty"),
-        (b"<!DOCTYPE html><html><body>404</body></html>", "HTML"),
-        (b"<svg xmlns='http://www.w3.org/2000/svg'><script>alert(1)</script></svg>", "SVG"),
-        (_png_with_huge_header(60000, 60000), "decompression bomb"),
-        (b"GIF89a-garbage-garbage", "not a supported image|unreadable"),
+        (lambda: b"", "empty"),
+        (lambda: b"<!DOCTYPE html><html><body>404</body></html>", "HTML"),
+        (lambda: b"<svg xmlns='http://www.w3.org/2000/svg'><script>alert(1)</script></svg>", "SVG"),
+        (lambda: b"<?xml version='1.0'?><svg><script>x</script></svg>", "SVG"),
+        (lambda: corpus.png_claiming(60000, 60000), "decompression bomb"),
+        (lambda: corpus.png_bomb(8000), "decompression bomb"),
+        (lambda: b"GIF89a-garbage-garbage", "not a supported image|unreadable"),
+        (lambda: b"\x00" * 1000, "not a supported image"),
     ],
 )
-def test_bad_inputs_are_refused_with_a_reason(data, reason):
+def test_bad_inputs_are_refused_with_a_reason(make, reason):
     with pytest.raises(ImageRefused, match=reason):
-        decode(data)
+        render_all(make(), CONFIG)
 
 
-def test_truncated_jpeg_is_refused():
+def test_decompression_bomb_is_refused_from_the_header():
+    data = corpus.png_bomb(8000)
+    assert len(data) < 200_000  # small on disk, 64 megapixels decoded
+    with pytest.raises(ImageRefused, match="8000x8000"):
+        probe(data)
+
+
+def test_truncated_files_are_refused():
     whole = render_image(ImageSpec("t", 600, 400))
+    cut = whole[: len(whole) // 3]
     with pytest.raises(ImageRefused, match="corrupt or truncated"):
-        decode(whole[: len(whole) // 3])
+        check_complete(cut, probe(cut))
+    with pytest.raises(ImageRefused, match="corrupt or truncated"):
+        render_all(cut, CONFIG)
+    png = corpus.rgba_png()
+    with pytest.raises(ImageRefused, match="corrupt or truncated"):
+        check_complete(png[:-20], probe(png[:-20]))
+    check_complete(whole, probe(whole))  # complete files pass
 
 
 def test_byte_limit_checked_before_decoding():
@@ -71,49 +88,171 @@ def test_byte_limit_checked_before_decoding():
         probe(data, DecodeLimits(max_bytes=100))
 
 
-def test_master_keeps_alpha_and_strips_exif():
-    png = render_image(ImageSpec("a", 400, 300, format="PNG", alpha=True))
-    master = make_master(png)
-    assert master.format == "png"
-    assert Image.open(io.BytesIO(master.data)).mode == "RGBA"
-    jpeg = render_image(ImageSpec("e", 400, 300, orientation=6))
-    master = make_master(jpeg)
-    out = Image.open(io.BytesIO(master.data))
-    assert master.format == "jpeg" and (master.width, master.height) == (400, 300)
-    assert 0x0112 not in out.getexif()
+def test_cmyk_jpeg_becomes_rgb_red():
+    img, _ = decode(corpus.cmyk_jpeg())
+    r, g, b = img.getpixel((10, 10))
+    assert img.mode == "RGB" and r > 200 and g < 60 and b < 60
+
+
+def test_16_bit_inputs_scale_down_rather_than_clip():
+    grey, _ = decode(corpus.png_16bit_grey(65535))
+    assert grey.mode == "RGB" and grey.getpixel((0, 0)) == (255, 255, 255)
+    mid, _ = decode(corpus.png_16bit_grey(32768))
+    assert mid.getpixel((0, 0))[0] in (127, 128)
+    rgb, _ = decode(corpus.png_16bit_rgb())
+    assert rgb.getpixel((0, 0))[0] > 240 and rgb.getpixel((63, 0))[2] > 240
+
+
+def test_palette_with_transparency_and_la_keep_alpha():
+    img, _ = decode(corpus.palette_png_with_transparency())
+    assert img.mode == "RGBA"
+    assert img.getpixel((5, 5))[3] == 0 and img.getpixel((50, 5)) == (0, 0, 255, 255)
+    la, _ = decode(corpus.la_png())
+    assert (
+        la.mode == "RGBA"
+        and la.getpixel((5, 5))[3] == 0
+        and la.getpixel((30, 5)) == (128, 128, 128, 255)
+    )
+
+
+def test_alpha_kept_in_webp_and_png_master_flattened_in_jpeg():
+    result = render_all(corpus.palette_png_with_transparency(), CONFIG)
+    assert result.master.format == "png" and _open(result.master.data).mode == "RGBA"
+    webp = next(r for r in result.renditions if r.format == "webp")
+    assert _open(webp.data).mode == "RGBA"
+    jpeg = next(r for r in result.renditions if r.name == "w400" and r.format == "jpeg")
+    assert _open(jpeg.data).convert("RGB").getpixel((2, 2)) >= (240, 240, 240)  # white, not black
+
+
+def test_jpeg_background_is_configurable():
+    config = CONFIG.model_copy(update={"background": "#ff0000"})
+    result = render_all(corpus.palette_png_with_transparency(), config)
+    jpeg = next(r for r in result.renditions if r.name == "w400" and r.format == "jpeg")
+    r, g, b = _open(jpeg.data).convert("RGB").getpixel((2, 2))
+    assert r > 230 and g < 40 and b < 40
+
+
+def test_adobe_rgb_is_converted_to_srgb():
+    data = corpus.adobe_rgb_jpeg((60, 160, 60))
+    img, _ = decode(data)
+    source = _open(data)
+    expected = ImageCms.profileToProfile(
+        source,
+        ImageCms.ImageCmsProfile(io.BytesIO(corpus.adobe_rgb_icc())),
+        ImageCms.createProfile("sRGB"),
+    ).getpixel((5, 5))
+    got = img.getpixel((5, 5))
+    assert max(abs(a - b) for a, b in zip(got, expected, strict=True)) <= 2
+    assert max(abs(a - b) for a, b in zip(got, source.getpixel((5, 5)), strict=True)) > 10
+    assert "icc_profile" not in _open(render_all(data, CONFIG).master.data).info
+
+
+def test_metadata_and_gps_are_stripped_from_every_output():
+    data = corpus.jpeg_with_gps()
+    assert _open(data).getexif().get_ifd(0x8825)
+    result = render_all(data, CONFIG)
+    for output in [result.master, *result.renditions]:
+        out = _open(output.data)
+        assert not out.getexif(), output.name
+        assert b"Exif" not in output.data and b"CameraMaker" not in output.data
+
+
+def test_first_frame_of_animated_gif_and_multipage_tiff():
+    gif, info = decode(corpus.animated_gif())
+    assert info.frames == 3 and gif.getpixel((5, 5))[0] > 200  # red, the first frame
+    tiff, info = decode(corpus.multipage_tiff())
+    assert info.frames == 2 and tiff.getpixel((5, 5)) == (255, 255, 0)
+
+
+@pytest.mark.parametrize(("width", "height"), [(1, 1), (20000, 10), (10, 20000)])
+def test_extreme_shapes_render_without_crashing(width, height):
+    data = corpus._save(Image.new("RGB", (width, height), "orange"), "PNG")
+    result = render_all(data, CONFIG)
+    thumb = next(r for r in result.renditions if r.name == "thumb_300")
+    assert (thumb.width, thumb.height) == (300, 300)
+    w400 = next(r for r in result.renditions if r.name == "w400" and r.format == "jpeg")
+    assert w400.width == min(400, width) and w400.height >= 1
+    # WebP cannot hold a side over 16383 px: such outputs are scaled down to fit
+    assert all(max(r.width, r.height) <= 16383 for r in result.renditions if r.format == "webp")
 
 
 def test_default_renditions_sizes_and_formats():
-    config = load_rendition_config()
-    data = make_master(render_image(ImageSpec("r", 2400, 1600))).data
-    renditions = {(r.name, r.format): r for r in make_renditions(data, config)}
-    assert set(renditions) == {
-        (n, f)
-        for n in ("thumb_200", "thumb_300", "w400", "w800", "w1600")
-        for f in ("webp", "jpeg")
-    }
-    assert (renditions[("thumb_300", "webp")].width, renditions[("thumb_300", "webp")].height) == (
-        300,
-        300,
-    )
-    assert (renditions[("w800", "jpeg")].width, renditions[("w800", "jpeg")].height) == (800, 533)
-    assert Image.open(io.BytesIO(renditions[("w400", "webp")].data)).format == "WEBP"
+    result = render_all(render_image(ImageSpec("r", 2400, 1600)), CONFIG)
+    got = {(r.name, r.format): (r.width, r.height) for r in result.renditions}
+    names = ("thumb_200", "thumb_300", "w400", "w800", "w1600")
+    assert set(got) == {(n, f) for n in names for f in ("webp", "jpeg")}
+    assert got[("thumb_300", "webp")] == (300, 300) and got[("thumb_200", "jpeg")] == (200, 200)
+    assert got[("w800", "jpeg")] == (800, 533) and got[("w1600", "webp")] == (1600, 1067)
+    assert _open(next(r.data for r in result.renditions if r.format == "webp")).format == "WEBP"
+    assert (result.master.width, result.master.height) == (2000, 1333)
 
 
 def test_limit_never_upscales():
-    config = load_rendition_config()
-    data = make_master(render_image(ImageSpec("s", 500, 300))).data
-    sizes = {r.name: (r.width, r.height) for r in make_renditions(data, config)}
+    result = render_all(render_image(ImageSpec("s", 500, 300)), CONFIG)
+    sizes = {r.name: (r.width, r.height) for r in result.renditions}
     assert (
         sizes["w1600"] == (500, 300) and sizes["w800"] == (500, 300) and sizes["w400"] == (400, 240)
     )
 
 
-def test_rgba_to_jpeg_flattens_on_background():
-    config = load_rendition_config()
-    img = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
-    buf = io.BytesIO()
-    img.save(buf, "PNG")
-    jpeg = next(r for r in make_renditions(buf.getvalue(), config) if r.format == "jpeg")
-    pixel = Image.open(io.BytesIO(jpeg.data)).convert("RGB").getpixel((5, 5))
-    assert all(c > 240 for c in pixel), pixel  # white background, not black
+def test_crop_modes_fit_pad_fill_and_avif():
+    config = RenditionConfig.model_validate(
+        {
+            "master": None,
+            "placeholders": None,
+            "renditions": [
+                {
+                    "name": "fit",
+                    "width": 1000,
+                    "height": 100,
+                    "crop": "fit",
+                    "formats": [{"format": "png"}],
+                },
+                {
+                    "name": "pad",
+                    "width": 300,
+                    "height": 300,
+                    "crop": "pad",
+                    "formats": [{"format": "jpeg"}],
+                },
+                {
+                    "name": "fill",
+                    "width": 100,
+                    "height": 300,
+                    "crop": "fill",
+                    "gravity": "entropy",
+                    "formats": [{"format": "webp"}],
+                },
+                {
+                    "name": "avif",
+                    "width": 200,
+                    "crop": "limit",
+                    "formats": [{"format": "avif", "quality": 50}],
+                },
+            ],
+        }
+    )
+    result = render_all(render_image(ImageSpec("c", 800, 400)), config)
+    sizes = {r.name: (r.width, r.height) for r in result.renditions}
+    assert sizes == {"fit": (200, 100), "pad": (300, 300), "fill": (100, 300), "avif": (200, 100)}
+    pad = _open(next(r.data for r in result.renditions if r.name == "pad")).convert("RGB")
+    assert pad.getpixel((150, 5)) >= (245, 245, 245)  # padding in the background colour
+    assert _open(next(r.data for r in result.renditions if r.name == "avif")).format == "AVIF"
+    assert result.master is None and result.lqip is None
+
+
+def test_placeholders():
+    result = render_all(render_image(ImageSpec("p", 800, 600)), CONFIG)
+    assert result.lqip.startswith("data:image/webp;base64,") and len(result.lqip) < 600
+    assert len(result.blurhash) == 28  # 4x3 components
+    import base64
+
+    tiny = _open(base64.b64decode(result.lqip.split(",", 1)[1]))
+    assert max(tiny.size) == CONFIG.placeholders.lqip_width
+
+
+def test_config_fingerprint_ignores_formatting_but_not_content():
+    same = RenditionConfig.model_validate(CONFIG.model_dump())
+    assert same.fingerprint() == CONFIG.fingerprint()
+    changed = CONFIG.model_copy(update={"background": "#000000"})
+    assert changed.fingerprint() != CONFIG.fingerprint()

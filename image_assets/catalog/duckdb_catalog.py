@@ -32,7 +32,9 @@ SELECT
     TRY_CAST(NULLIF(price, '') AS DOUBLE) AS price,
     NULLIF(currency, '') AS currency,
     NULLIF(url, '') AS url,
-    TRY_CAST(NULLIF(images_failed, '') AS INTEGER) AS images_failed
+    TRY_CAST(NULLIF(images_failed, '') AS INTEGER) AS images_failed,
+    NULLIF(blurhash, '') AS blurhash,
+    NULLIF(placeholder, '') AS placeholder
 FROM kits
 ORDER BY manufacturer, product_id
 """

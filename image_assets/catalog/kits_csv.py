@@ -1,7 +1,9 @@
 """The kits CSV contract: the one place that knows its columns and cell formats.
 
 ``kits/{manufacturer}_kits.csv``: ``product_id,name,manufacturer,image,images``
-first (the website depends on these), then extra columns. ``image`` is the
+first (the website depends on these), then extra columns (price, currency,
+url, images_failed, and the primary image's ``blurhash`` and ``placeholder``,
+an LQIP data URI). ``image`` is the
 primary image's public_id (empty when none); ``images`` is a JSON array with
 one object per uploaded image. Output is deterministic (sorted rows, sorted
 JSON keys, ``\\n`` line ends) so an unchanged catalog gives byte-identical files.
@@ -18,7 +20,7 @@ from collections.abc import Iterable
 from image_assets.catalog.records import ImageUpload, Product
 
 CONTRACT_COLUMNS = ("product_id", "name", "manufacturer", "image", "images")
-EXTRA_COLUMNS = ("price", "currency", "url", "images_failed")
+EXTRA_COLUMNS = ("price", "currency", "url", "images_failed", "blurhash", "placeholder")
 KITS_COLUMNS = CONTRACT_COLUMNS + EXTRA_COLUMNS
 IMAGE_FIELDS = (
     "public_id",
@@ -46,6 +48,10 @@ def image_entry(upload: ImageUpload) -> dict:
         entry["s3_url"] = asset.url
     if upload.renditions:
         entry["renditions"] = dict(sorted(upload.renditions.items()))
+    if upload.blurhash:
+        entry["blurhash"] = upload.blurhash
+    if upload.lqip:
+        entry["lqip"] = upload.lqip
     return entry
 
 
@@ -70,6 +76,8 @@ def build_rows(products: Iterable[Product], uploads: Iterable[ImageUpload]) -> l
                 "currency": product.currency or "",
                 "url": product.url or "",
                 "images_failed": str(len(product.image_urls) - len(ok)),
+                "blurhash": entries[0].get("blurhash", "") if entries else "",
+                "placeholder": entries[0].get("lqip", "") if entries else "",
             }
         )
     return rows

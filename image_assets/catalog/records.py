@@ -46,10 +46,11 @@ class Product(BaseModel):
 
 
 class ImageRecord(BaseModel):
-    """A product image after download, validation and normalization.
+    """A downloaded product image: kept privately by content hash, checked from its header.
 
     ``status`` is ``ok`` or ``failed``; a failed image keeps its ``reason`` and
-    the product still flows downstream with an empty image.
+    the product still flows downstream with an empty image. Pixels are decoded
+    once, later, by the renditions step.
     """
 
     product_id: str
@@ -58,19 +59,16 @@ class ImageRecord(BaseModel):
     status: Literal["ok", "failed"]
     reason: str | None = None
     downloaded: bool = False
+    original_key: str | None = None
     original_sha256: str | None = None
     original_bytes: int | None = None
-    original_format: str | None = None
-    master_key: str | None = None
-    master_sha256: str | None = None
+    format: str | None = None
     width: int | None = None
     height: int | None = None
-    format: str | None = None
-    bytes: int | None = None
 
 
 class RenditionFile(BaseModel):
-    """One encoded rendition of a master image."""
+    """One encoded output (a rendition or the CDN master) in the image store."""
 
     name: str
     format: str
@@ -82,13 +80,18 @@ class RenditionFile(BaseModel):
 
 
 class ImageRenditions(BaseModel):
+    """Everything made from one original: the CDN master, renditions, placeholders."""
+
     product_id: str
     position: int
-    master_sha256: str
+    original_sha256: str
     status: Literal["ok", "failed"] = "ok"
     reason: str | None = None
-    encoded: int = 0
+    encoded: bool = False
+    master: RenditionFile | None = None
     renditions: list[RenditionFile] = Field(default_factory=list)
+    lqip: str | None = None
+    blurhash: str | None = None
 
 
 class CdnAsset(BaseModel):
@@ -116,3 +119,5 @@ class ImageUpload(BaseModel):
     reason: str | None = None
     asset: CdnAsset | None = None
     renditions: dict[str, str] = Field(default_factory=dict)
+    lqip: str | None = None
+    blurhash: str | None = None

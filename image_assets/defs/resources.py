@@ -76,6 +76,7 @@ class RenditionsResource(ConfigurableResource):
     """The rendition config (YAML); empty path means the bundled ``renditions.yaml``."""
 
     path: str = ""
+    workers: int = Field(default=0, description="Worker processes for renditions (0: one per CPU).")
 
     def config(self) -> RenditionConfig:
         return load_rendition_config(self.path or None)

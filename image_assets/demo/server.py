@@ -76,6 +76,13 @@ class DemoHTTPServer(ThreadingHTTPServer):
     def base_url(self) -> str:
         return self.sites.base_url
 
+    def handle_error(self, request, client_address) -> None:  # type: ignore[no-untyped-def]
+        """Clients hanging up early (a refused image, a timeout) are normal; stay quiet."""
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
     def body(self, path: str) -> tuple[str, bytes, str] | None:
         route = self.sites.routes.get(path)
         if route is None:

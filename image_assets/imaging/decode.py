@@ -100,6 +100,31 @@ def probe(data: bytes, limits: DecodeLimits = DecodeLimits()) -> ImageInfo:
     )
 
 
+def check_complete(data: bytes, info: ImageInfo) -> None:
+    """Refuse obviously truncated files without decoding pixels.
+
+    A download cut short is the commonest bad image; its header still parses.
+    JPEG must end with the EOI marker, PNG with an IEND chunk (and chunk CRCs
+    must verify), GIF with its trailer, WebP with as many bytes as its RIFF
+    header announces. Other damage is caught when the pixels are decoded.
+    """
+    tail = data.rstrip(b"\x00")[-12:]
+    fmt = info.format
+    if fmt == "JPEG" and not tail.endswith(b"\xff\xd9"):
+        raise ImageRefused("corrupt or truncated image: JPEG has no end-of-image marker")
+    if fmt == "PNG":
+        if b"IEND" not in tail:
+            raise ImageRefused("corrupt or truncated image: PNG has no IEND chunk")
+        try:
+            Image.open(io.BytesIO(data), formats=["PNG"]).verify()
+        except Exception as exc:
+            raise ImageRefused(f"corrupt or truncated image: {exc}") from None
+    if fmt == "GIF" and not tail.endswith(b"\x3b"):
+        raise ImageRefused("corrupt or truncated image: GIF has no trailer")
+    if fmt == "WEBP" and len(data) < int.from_bytes(data[4:8], "little") + 8:
+        raise ImageRefused("corrupt or truncated image: WebP is shorter than its header says")
+
+
 def oriented_size(info: ImageInfo) -> tuple[int, int]:
     """Width and height after EXIF orientation (5-8 swap the axes)."""
     if info.orientation in (5, 6, 7, 8):
@@ -120,6 +145,7 @@ def decode(
     info = probe(data, limits)
     try:
         with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. palette transparency notes: handled below
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data), formats=OPEN_FORMATS)
             if getattr(img, "n_frames", 1) > 1:

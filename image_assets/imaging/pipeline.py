@@ -1,35 +1,41 @@
-"""The image steps the assets call: normalize an original, make its renditions.
+"""Every output of one original from one decode: master, renditions, placeholders.
 
-Both are pure functions from bytes to bytes plus facts, so they can run in a
-worker pool and be tested without Dagster.
+A pure function from bytes to bytes plus facts, so it runs in a worker
+process and is tested without Dagster.
+
+Speed by design:
+* one decode per original; for JPEG, DCT scaling (``draft``) to the smallest
+  scale that still covers the largest output actually needed, computed on the
+  oriented size (EXIF rotation swaps the axes);
+* outputs are made largest first, and a ``limit``/``fit`` output feeds the
+  smaller ones while it is at least twice their size (a cascade);
+* output sizes always come from the full image's size, so they do not depend
+  on how the pixels were reached.
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 from PIL import Image
 
-from image_assets.imaging.decode import DecodeLimits, decode, has_alpha, oriented_size, probe
+from image_assets.imaging.decode import (
+    DecodeLimits,
+    ImageInfo,
+    decode,
+    has_alpha,
+    oriented_size,
+    probe,
+)
+from image_assets.imaging.placeholders import blurhash_of, lqip_data_uri
 from image_assets.imaging.renditions import (
     RenditionConfig,
+    RenditionSpec,
     encode,
+    fit_encoder,
     render,
     required_source_size,
 )
-
-
-@dataclass(frozen=True)
-class Master:
-    """The normalized original: oriented, sRGB, no metadata; what the CDN receives."""
-
-    data: bytes
-    format: str  # "jpeg" or "png"
-    width: int
-    height: int
-    sha256: str
-    original_format: str
 
 
 @dataclass(frozen=True)
@@ -41,60 +47,81 @@ class EncodedRendition:
     data: bytes
 
 
-def make_master(data: bytes, quality: int = 90, limits: DecodeLimits = DecodeLimits()) -> Master:
-    """Decode (refusing bad input with :class:`ImageRefused`) and re-encode as the master.
-
-    Opaque images become JPEG, images with transparency PNG, so no alpha is lost.
-    """
-    img, info = decode(data, limits)
-    fmt = "png" if has_alpha(img) else "jpeg"
-    encoded = encode(img, fmt, quality)
-    return Master(
-        data=encoded,
-        format=fmt,
-        width=img.width,
-        height=img.height,
-        sha256=hashlib.sha256(encoded).hexdigest(),
-        original_format=info.format.lower(),
-    )
+@dataclass(frozen=True)
+class RenderResult:
+    info: ImageInfo
+    master: EncodedRendition | None
+    renditions: list[EncodedRendition]
+    lqip: str | None
+    blurhash: str | None
 
 
-def make_renditions(
-    data: bytes, config: RenditionConfig, limits: DecodeLimits = DecodeLimits()
-) -> list[EncodedRendition]:
-    """Every rendition of ``config`` from one decode of ``data``.
+def render_all(
+    data: bytes,
+    config: RenditionConfig,
+    *,
+    limits: DecodeLimits = DecodeLimits(),
+    include_master: bool = True,
+) -> RenderResult:
+    """Decode ``data`` once and make the master, every rendition and the placeholders.
 
-    JPEG input is decoded with DCT scaling to the largest size any rendition
-    needs; renditions are made largest first and each smaller one is resized
-    from the previous output when that is still big enough (a cascade), which
-    is much cheaper than resizing the full image each time.
+    Raises :class:`~image_assets.imaging.decode.ImageRefused` for bad input.
     """
     info = probe(data, limits)
     width, height = oriented_size(info)
-    specs = sorted(
-        config.renditions,
-        key=lambda s: required_source_size([s], width, height),
-        reverse=True,
-    )
+    specs = list(config.renditions)
+    if include_master and config.master is not None:
+        # the master's format depends on transparency, known only after decoding;
+        # its size does not, so plan with a placeholder format
+        specs.append(config.master.as_rendition(has_alpha=False))
+    specs.sort(key=lambda s: required_source_size([s], width, height), reverse=True)
     img, _ = decode(data, limits, draft_min_size=required_source_size(specs, width, height))
+    alpha = has_alpha(img)
+
     source: Image.Image = img
-    out: list[EncodedRendition] = []
+    master: EncodedRendition | None = None
+    renditions: list[EncodedRendition] = []
+    smallest: Image.Image = img
     for index, spec in enumerate(specs):
+        if spec.name == "master" and config.master is not None:
+            spec = config.master.as_rendition(has_alpha=alpha)
         image = render(source, spec, config.background, reference_size=(width, height))
         for fmt in spec.formats:
-            out.append(
-                EncodedRendition(
-                    name=spec.name,
-                    format=fmt.format,
-                    width=image.width,
-                    height=image.height,
-                    data=encode(image, fmt.format, fmt.quality, config.background),
-                )
+            fitted = fit_encoder(image, fmt.format)
+            encoded = EncodedRendition(
+                name=spec.name,
+                format=fmt.format,
+                width=fitted.width,
+                height=fitted.height,
+                data=encode(fitted, fmt.format, fmt.quality, config.background),
             )
-        rest = specs[index + 1 :]
-        if rest and spec.crop in ("limit", "fit"):
-            # limit/fit keep the aspect ratio, so the output can feed the next ones
-            need = required_source_size(rest, img.width, img.height)
-            if image.width >= need[0] * 2 and image.height >= need[1] * 2:
-                source = image  # at least 2x larger than what follows: good quality
-    return out
+            if spec.name == "master":
+                master = encoded
+            else:
+                renditions.append(encoded)
+        if image.width * image.height < smallest.width * smallest.height:
+            smallest = image
+        source = _next_source(source, image, spec, specs[index + 1 :], img)
+
+    lqip = blurhash = None
+    if config.placeholders is not None:
+        lqip = lqip_data_uri(smallest, config.placeholders, config.background)
+        blurhash = blurhash_of(smallest, config.placeholders, config.background)
+    renditions.sort(key=lambda r: [s.name for s in config.renditions].index(r.name))
+    return RenderResult(info, master, renditions, lqip, blurhash)
+
+
+def _next_source(
+    current: Image.Image,
+    made: Image.Image,
+    spec: RenditionSpec,
+    rest: list[RenditionSpec],
+    full: Image.Image,
+) -> Image.Image:
+    """Feed the next outputs from ``made`` when it keeps the aspect ratio and is big enough."""
+    if not rest or spec.crop not in ("limit", "fit"):
+        return current
+    need = required_source_size(rest, full.width, full.height)
+    if made.width >= need[0] * 2 and made.height >= need[1] * 2:
+        return made  # at least 2x larger than what follows: no visible loss
+    return current

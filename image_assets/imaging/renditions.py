@@ -64,9 +64,36 @@ class RenditionSpec(_Strict):
         return self
 
 
+class MasterSpec(_Strict):
+    """The normalized image published to the CDN: oriented, sRGB, no metadata,
+    at most ``max_side`` pixels (JPEG, or PNG when it has transparency)."""
+
+    max_side: int = Field(default=2000, ge=64, le=10_000)
+    quality: int = Field(default=90, ge=1, le=100)
+
+    def as_rendition(self, has_alpha: bool) -> RenditionSpec:
+        fmt: Format = "png" if has_alpha else "jpeg"
+        return RenditionSpec(
+            name="master",
+            width=self.max_side,
+            height=self.max_side,
+            crop="limit",
+            formats=[OutputFormat(format=fmt, quality=self.quality)],
+        )
+
+
+class PlaceholderSpec(_Strict):
+    """Progressive-loading placeholders: a tiny blurred LQIP and a blurhash."""
+
+    lqip_width: int = Field(default=24, ge=4, le=64)
+    lqip_quality: int = Field(default=40, ge=1, le=100)
+    blurhash_components: tuple[int, int] = (4, 3)
+
+
 class RenditionConfig(_Strict):
     background: str = "#ffffff"
-    master_quality: int = Field(default=90, ge=1, le=100)
+    master: MasterSpec | None = MasterSpec()
+    placeholders: PlaceholderSpec | None = PlaceholderSpec()
     renditions: list[RenditionSpec] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -74,6 +101,8 @@ class RenditionConfig(_Strict):
         names = [r.name for r in self.renditions]
         if len(names) != len(set(names)):
             raise ValueError("rendition names must be unique")
+        if "master" in names:
+            raise ValueError("'master' is reserved for the CDN master image")
         return self
 
     def fingerprint(self) -> str:
@@ -105,6 +134,11 @@ def target_size(spec: RenditionSpec, width: int, height: int) -> tuple[int, int]
     if spec.crop in ("fill", "pad"):
         assert spec.width and spec.height
         return spec.width, spec.height
+    return content_size(spec, width, height)
+
+
+def content_size(spec: RenditionSpec, width: int, height: int) -> tuple[int, int]:
+    """Size of the scaled image inside the output (the output itself, except for ``pad``)."""
     scale_w = spec.width / width if spec.width else float("inf")
     scale_h = spec.height / height if spec.height else float("inf")
     scale = min(scale_w, scale_h)
@@ -146,7 +180,7 @@ def render(
         return ImageOps.fit(
             img, (spec.width, spec.height), Image.Resampling.LANCZOS, centering=centering
         )
-    out = target_size(spec, width, height)
+    out = content_size(spec, width, height)
     resized = (
         img if out == img.size else img.resize(out, Image.Resampling.LANCZOS, reducing_gap=3.0)
     )
@@ -163,11 +197,25 @@ def _entropy_centering(img: Image.Image) -> tuple[float, float]:
     """Centre of the busiest region (a cheap stand-in for attention cropping)."""
     small = img.convert("L").resize((32, 32))
     edges = small.filter(ImageFilter.FIND_EDGES)
-    data = list(edges.getdata())
+    data = list(edges.tobytes())
     total = sum(data) or 1
     cx = sum((i % 32) * v for i, v in enumerate(data)) / total / 31
     cy = sum((i // 32) * v for i, v in enumerate(data)) / total / 31
     return (cx, cy)
+
+
+# The largest side each encoder accepts; bigger outputs are scaled down to fit.
+ENCODER_MAX_SIDE = {"webp": 16383, "avif": 65535, "jpeg": 65500, "png": 1 << 31}
+
+
+def fit_encoder(img: Image.Image, fmt: str) -> Image.Image:
+    """``img`` scaled down (aspect kept) if a side exceeds what ``fmt`` can encode."""
+    limit = ENCODER_MAX_SIDE[fmt]
+    if max(img.size) <= limit:
+        return img
+    scale = limit / max(img.size)
+    size = (max(1, int(img.width * scale)), max(1, int(img.height * scale)))
+    return img.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
 
 
 def flatten(img: Image.Image, background: str) -> Image.Image:

@@ -1,9 +1,10 @@
-"""Download product images and keep validated, normalized masters.
+"""Download product images and keep the originals, checked from their headers.
 
-Originals are kept privately by content hash (``originals/``); the normalized
-master (EXIF-oriented, sRGB, metadata stripped) is what renditions and CDN
-uploads start from (``masters/``). A re-run sends conditional GETs and reuses
-everything for unchanged images: no download, no decode, no encode.
+Originals are kept privately by content hash (``originals/``). Nothing is
+decoded here: the header gives the format (by content), the size and the EXIF
+orientation, limits refuse decompression bombs, and a structural check refuses
+truncated downloads. Pixels are decoded once, by the renditions step. A re-run
+sends conditional GETs and reuses everything for unchanged images.
 """
 
 from __future__ import annotations
@@ -14,21 +15,26 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from image_assets.catalog.records import ImageRecord, Product
-from image_assets.imaging.decode import DecodeLimits, ImageRefused
-from image_assets.imaging.pipeline import make_master
-from image_assets.imaging.renditions import EXTENSIONS
+from image_assets.imaging.decode import (
+    DecodeLimits,
+    ImageRefused,
+    check_complete,
+    oriented_size,
+    probe,
+)
 from image_assets.scraping.cache import ValidatorCache
 from image_assets.scraping.http import FetchError, HttpClient
 from image_assets.steps.progress import ProgressReporter, Say
 from image_assets.storage import BlobStore
+
+_FACTS = ("original_key", "original_sha256", "original_bytes", "format", "width", "height")
 
 
 @dataclass
 class OriginalsStats:
     downloaded: int = 0
     not_modified: int = 0
-    reused: int = 0
-    normalized: int = 0
+    new_originals: int = 0
     failed: int = 0
     bytes_downloaded: int = 0
     failures: Counter = field(default_factory=Counter)
@@ -38,11 +44,7 @@ def original_key(sha256: str) -> str:
     return f"originals/{sha256[:2]}/{sha256}"
 
 
-def master_key(sha256: str, fmt: str) -> str:
-    return f"masters/{sha256[:2]}/{sha256}.{EXTENSIONS[fmt]}"
-
-
-def _failure_kind(reason: str) -> str:
+def failure_kind(reason: str) -> str:
     """Group reasons for the failure table: ``HTTP 404``, ``corrupt or truncated image``..."""
     return reason.split(":", 1)[0].split(" after ", 1)[0]
 
@@ -53,7 +55,6 @@ def fetch_originals(
     store: BlobStore,
     cache: ValidatorCache,
     *,
-    master_quality: int = 90,
     limits: DecodeLimits = DecodeLimits(),
     workers: int = 4,
     say: Say = print,
@@ -64,10 +65,10 @@ def fetch_originals(
     progress = ProgressReporter(say, "images", len(jobs))
 
     def one(job: tuple[str, int, str]) -> ImageRecord:
+        product_id, position, url = job
         try:
-            record = _fetch_one(*job, client, store, cache, master_quality, limits, stats)
+            record = _fetch_one(product_id, position, url, client, store, cache, limits, stats)
         except Exception as exc:  # a bug or an odd file must not cost the other images
-            product_id, position, url = job
             reason = f"internal error: {type(exc).__name__}: {exc}"
             record = ImageRecord(
                 product_id=product_id,
@@ -85,7 +86,7 @@ def fetch_originals(
     for record in records:
         if record.status == "failed":
             stats.failed += 1
-            stats.failures[_failure_kind(record.reason or "unknown")] += 1
+            stats.failures[failure_kind(record.reason or "unknown")] += 1
     return records, stats
 
 
@@ -96,7 +97,6 @@ def _fetch_one(
     client: HttpClient,
     store: BlobStore,
     cache: ValidatorCache,
-    quality: int,
     limits: DecodeLimits,
     stats: OriginalsStats,
 ) -> ImageRecord:
@@ -105,7 +105,7 @@ def _fetch_one(
     refused_before = cached.get("refused") if cached else None
     usable = (
         cached
-        if cached and (refused_before or store.exists(cached.get("master_key", "")))
+        if cached and (refused_before or store.exists(cached.get("original_key") or ""))
         else None
     )
     try:
@@ -116,57 +116,32 @@ def _fetch_one(
         return ImageRecord(**base, status="failed", reason=exc.reason)
     if result.not_modified and usable:
         stats.not_modified += 1
-        if refused_before:  # same bytes as last time: refused again without decoding
+        if refused_before:  # the same bytes as last time: refused again without reading them
             return ImageRecord(**base, status="failed", reason=refused_before)
-        return _record_from_cache(base, usable, downloaded=False)
+        return ImageRecord(**base, status="ok", **{k: usable.get(k) for k in _FACTS})
     data = result.content
     stats.downloaded += 1
     stats.bytes_downloaded += len(data)
     sha = hashlib.sha256(data).hexdigest()
-    entry_base = {"etag": result.validators.etag, "last_modified": result.validators.last_modified}
-    if usable and not refused_before and usable.get("original_sha256") == sha:
-        stats.reused += 1
-        cache.put(url, **{**usable, **entry_base})
-        return _record_from_cache(base, usable, downloaded=True)
+    validators = {"etag": result.validators.etag, "last_modified": result.validators.last_modified}
     try:
-        master = make_master(data, quality, limits)
+        info = probe(data, limits)
+        check_complete(data, info)
     except ImageRefused as exc:
-        cache.put(url, **entry_base, original_sha256=sha, refused=exc.reason)
+        cache.put(url, **validators, original_sha256=sha, refused=exc.reason)
         return ImageRecord(**base, status="failed", reason=exc.reason, downloaded=True)
-    stats.normalized += 1
-    if not store.exists(original_key(sha)):
-        store.put(original_key(sha), data)
-    mkey = master_key(master.sha256, master.format)
-    if not store.exists(mkey):
-        store.put(mkey, master.data)
-    entry = {
-        **entry_base,
+    key = original_key(sha)
+    if not store.exists(key):
+        store.put(key, data)
+        stats.new_originals += 1
+    width, height = oriented_size(info)
+    facts = {
+        "original_key": key,
         "original_sha256": sha,
         "original_bytes": len(data),
-        "original_format": master.original_format,
-        "master_key": mkey,
-        "master_sha256": master.sha256,
-        "width": master.width,
-        "height": master.height,
-        "format": master.format,
-        "bytes": len(master.data),
+        "format": info.format.lower(),
+        "width": width,
+        "height": height,
     }
-    cache.put(url, **entry)
-    return _record_from_cache(base, entry, downloaded=True)
-
-
-def _record_from_cache(base: dict, entry: dict, downloaded: bool) -> ImageRecord:
-    fields = (
-        "original_sha256",
-        "original_bytes",
-        "original_format",
-        "master_key",
-        "master_sha256",
-        "width",
-        "height",
-        "format",
-        "bytes",
-    )
-    return ImageRecord(
-        **base, status="ok", downloaded=downloaded, **{k: entry.get(k) for k in fields}
-    )
+    cache.put(url, **validators, **facts)
+    return ImageRecord(**base, status="ok", downloaded=True, **facts)

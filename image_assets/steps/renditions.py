@@ -1,21 +1,26 @@
-"""Make every configured rendition of each master, once per (master, config).
+"""Make every output of each original, once per (original, rendition config), in a process pool.
 
-Renditions live at ``renditions/{sha[:2]}/{sha}/{config fingerprint}/``
-with an ``index.json``; if the index exists, nothing is decoded or encoded.
-A changed config has a new fingerprint, so it regenerates from the stored
-masters without downloading anything again.
+Outputs live at ``renditions/{sha[:2]}/{sha}/{config fingerprint}/`` with an
+``index.json``; when the index exists nothing is decoded or encoded. A changed
+config has a new fingerprint and regenerates from the stored originals without
+downloading anything. Work runs in a pool of worker processes (Pillow work is
+CPU-bound), fed through a small window so memory stays bounded however large
+the catalog: each worker reads one original from the store, writes its
+outputs back, and returns only their description.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from concurrent.futures import ThreadPoolExecutor
+import multiprocessing
+import os
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 
 from image_assets.catalog.records import ImageRecord, ImageRenditions, RenditionFile
 from image_assets.imaging.decode import ImageRefused
-from image_assets.imaging.pipeline import make_renditions
+from image_assets.imaging.pipeline import EncodedRendition, render_all
 from image_assets.imaging.renditions import EXTENSIONS, RenditionConfig
 from image_assets.steps.progress import ProgressReporter, Say
 from image_assets.storage import BlobNotFound, BlobStore
@@ -24,16 +29,22 @@ from image_assets.storage import BlobNotFound, BlobStore
 @dataclass
 class RenditionStats:
     images: int = 0
-    encoded_images: int = 0
-    reused_images: int = 0
+    encoded: int = 0
+    reused: int = 0
+    failed: int = 0
     files: int = 0
     bytes_in: int = 0
     bytes_out: int = 0
-    failed: int = 0
 
 
-def rendition_prefix(master_sha256: str, config: RenditionConfig) -> str:
-    return f"renditions/{master_sha256[:2]}/{master_sha256}/{config.fingerprint()}"
+def output_prefix(original_sha256: str, config: RenditionConfig) -> str:
+    return f"renditions/{original_sha256[:2]}/{original_sha256}/{config.fingerprint()}"
+
+
+def default_workers() -> int:
+    return max(
+        1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    )
 
 
 def render_images(
@@ -41,73 +52,129 @@ def render_images(
     store: BlobStore,
     config: RenditionConfig,
     *,
-    workers: int = 2,
+    workers: int | None = None,
     say: Say = print,
 ) -> tuple[list[ImageRenditions], RenditionStats]:
+    """One :class:`ImageRenditions` per ok image, in input order; failures carry a reason."""
     stats = RenditionStats()
-    todo = [i for i in images if i.status == "ok" and i.master_key and i.master_sha256]
-    progress = ProgressReporter(say, "renditions", len(todo))
+    todo = [i for i in images if i.status == "ok" and i.original_key and i.original_sha256]
+    by_sha: dict[str, ImageRecord] = {}
+    for image in todo:
+        by_sha.setdefault(image.original_sha256, image)  # type: ignore[arg-type]
 
-    def one(image: ImageRecord) -> ImageRenditions:
-        result = _render_one(image, store, config, stats)
+    outputs: dict[str, dict] = {}
+    missing = []
+    for sha, image in by_sha.items():
+        existing = _existing(store, output_prefix(sha, config))
+        if existing is not None:
+            outputs[sha] = existing
+            stats.reused += 1
+        else:
+            missing.append(image)
+
+    progress = ProgressReporter(say, "renditions", len(missing))
+    for result in _run(missing, store, config, workers or default_workers()):
+        outputs[result["original_sha256"]] = result
         progress.advance()
-        return result
 
-    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="renditions") as pool:
-        results = list(pool.map(one, todo))
-    stats.images = len(results)
-    for result in results:
-        if result.status == "failed":
+    results = []
+    for image in todo:
+        out = outputs[image.original_sha256]  # type: ignore[index]
+        record = ImageRenditions.model_validate(
+            {**out, "product_id": image.product_id, "position": image.position}
+        )
+        results.append(record)
+        if record.status == "failed":
             stats.failed += 1
-            continue
-        stats.files += len(result.renditions)
-        stats.bytes_out += sum(r.bytes for r in result.renditions)
-    stats.bytes_in = sum(i.bytes or 0 for i in todo)
+        else:
+            stats.files += len(record.renditions)
+            stats.bytes_out += sum(r.bytes for r in record.renditions)
+            stats.bytes_in += image.original_bytes or 0
+    stats.images = len(results)
+    stats.encoded = sum(1 for o in outputs.values() if o.get("encoded"))
     return results, stats
 
 
-def _render_one(
-    image: ImageRecord, store: BlobStore, config: RenditionConfig, stats: RenditionStats
-) -> ImageRenditions:
-    assert image.master_key and image.master_sha256
-    prefix = rendition_prefix(image.master_sha256, config)
-    base = {
-        "product_id": image.product_id,
-        "position": image.position,
-        "master_sha256": image.master_sha256,
-    }
+def _existing(store: BlobStore, prefix: str) -> dict | None:
     try:
-        files = [
-            RenditionFile.model_validate(f) for f in json.loads(store.get(f"{prefix}/index.json"))
-        ]
-        if all(store.exists(f.key) for f in files):
-            stats.reused_images += 1
-            return ImageRenditions(**base, renditions=files)
+        index = json.loads(store.get(f"{prefix}/index.json"))
     except (BlobNotFound, ValueError):
-        pass
+        return None
+    files = [index["master"], *index["renditions"]] if index.get("master") else index["renditions"]
+    if not all(store.exists(f["key"]) for f in files):
+        return None
+    return {**index, "encoded": False}
+
+
+def _run(images: list[ImageRecord], store: BlobStore, config: RenditionConfig, workers: int):
+    """Yield worker results as they finish; at most ``2 * workers`` images in flight."""
+    if workers <= 1 or len(images) <= 1:
+        for image in images:
+            yield encode_original(store, image.original_key, image.original_sha256, config)
+        return
+    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    with ProcessPoolExecutor(
+        max_workers=workers, mp_context=multiprocessing.get_context(method)
+    ) as pool:
+        pending: set[Future] = set()
+        queue = iter(images)
+        for image in queue:
+            pending.add(
+                pool.submit(
+                    encode_original, store, image.original_key, image.original_sha256, config
+                )
+            )
+            if len(pending) >= 2 * workers:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    yield future.result()
+        for future in pending:
+            yield future.result()
+
+
+def encode_original(
+    store: BlobStore, original_key: str | None, original_sha256: str | None, config: RenditionConfig
+) -> dict:
+    """Worker: read one original, make its outputs, store them with an index; never raises."""
+    assert original_key and original_sha256
+    prefix = output_prefix(original_sha256, config)
+    base = {"original_sha256": original_sha256, "product_id": "", "position": 0}
     try:
-        encoded = make_renditions(store.get(image.master_key), config)
-    except (ImageRefused, BlobNotFound) as exc:
-        reason = exc.reason if isinstance(exc, ImageRefused) else f"master missing: {exc}"
-        return ImageRenditions(**base, status="failed", reason=reason)
-    files = []
-    for rendition in encoded:
+        result = render_all(store.get(original_key), config)
+    except ImageRefused as exc:  # remembered, so a re-run does not decode it again
+        index = {"original_sha256": original_sha256, "status": "failed", "reason": exc.reason}
+        index |= {"master": None, "renditions": []}
+        store.put(f"{prefix}/index.json", json.dumps(index, sort_keys=True).encode())
+        return {**base, **index, "encoded": True}
+    except BlobNotFound:
+        return {**base, "status": "failed", "reason": "original missing from the image store"}
+    except Exception as exc:  # one odd file must not cost the others
+        return {
+            **base,
+            "status": "failed",
+            "reason": f"internal error: {type(exc).__name__}: {exc}",
+        }
+
+    def put(rendition: EncodedRendition) -> dict:
         key = f"{prefix}/{rendition.name}.{EXTENSIONS[rendition.format]}"
         store.put(key, rendition.data)
-        files.append(
-            RenditionFile(
-                name=rendition.name,
-                format=rendition.format,
-                width=rendition.width,
-                height=rendition.height,
-                bytes=len(rendition.data),
-                key=key,
-                sha256=hashlib.sha256(rendition.data).hexdigest(),
-            )
-        )
-    store.put(
-        f"{prefix}/index.json",
-        json.dumps([f.model_dump() for f in files], sort_keys=True).encode(),
-    )
-    stats.encoded_images += 1
-    return ImageRenditions(**base, encoded=len(files), renditions=files)
+        return RenditionFile(
+            name=rendition.name,
+            format=rendition.format,
+            width=rendition.width,
+            height=rendition.height,
+            bytes=len(rendition.data),
+            key=key,
+            sha256=hashlib.sha256(rendition.data).hexdigest(),
+        ).model_dump()
+
+    index = {
+        "original_sha256": original_sha256,
+        "status": "ok",
+        "master": put(result.master) if result.master else None,
+        "renditions": [put(r) for r in result.renditions],
+        "lqip": result.lqip,
+        "blurhash": result.blurhash,
+    }
+    store.put(f"{prefix}/index.json", json.dumps(index, sort_keys=True).encode())
+    return {**base, **index, "encoded": True}

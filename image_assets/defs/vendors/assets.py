@@ -103,15 +103,15 @@ def vendor_products(
 
 @asset(
     **COMMON,
-    kinds={"http", "pillow"},
-    description="Downloaded originals, content-addressed by sha256, validated, EXIF-oriented masters.",
+    kinds={"http"},
+    description="Downloaded originals, kept privately by sha256; format, size and "
+    "completeness checked from the bytes (no pixel decode here).",
 )
 def product_images(
     context: AssetExecutionContext,
     registry: VendorRegistryResource,
     http: HttpResource,
     storage: StorageResource,
-    renditions_config: RenditionsResource,
     vendor_products: list[dict],
 ) -> Output[list[dict]]:
     vendor = registry.load().get(context.partition_key)
@@ -123,8 +123,7 @@ def product_images(
             client,
             storage.images(),
             cache,
-            master_quality=renditions_config.config().master_quality,
-            workers=http.per_host_concurrency,
+            workers=client.settings.per_host_concurrency,
             say=context.log.info,
         )
     for record in records:
@@ -140,7 +139,7 @@ def product_images(
             "images_failed": stats.failed,
             "images_downloaded": stats.downloaded,
             "images_not_modified": stats.not_modified,
-            "images_normalized": stats.normalized,
+            "new_originals": stats.new_originals,
             "bytes_downloaded": stats.bytes_downloaded,
             "failures_by_reason": MetadataValue.json(dict(stats.failures)),
         },
@@ -151,7 +150,8 @@ def product_images(
     **COMMON,
     kinds={"pillow"},
     code_version=load_rendition_config().fingerprint(),
-    description="Thumbnails and responsive sizes (WebP + JPEG fallback) from the masters.",
+    description="One decode per original: the CDN master, thumbnails and responsive sizes "
+    "(WebP + JPEG fallback), LQIP and blurhash placeholders.",
 )
 def image_renditions(
     context: AssetExecutionContext,
@@ -161,20 +161,29 @@ def image_renditions(
 ) -> Output[list[dict]]:
     config = renditions_config.config()
     images = [ImageRecord.model_validate(i) for i in product_images]
-    results, stats = render_images(images, storage.images(), config, say=context.log.info)
+    results, stats = render_images(
+        images,
+        storage.images(),
+        config,
+        workers=renditions_config.workers or None,
+        say=context.log.info,
+    )
+    for result in results:
+        if result.status == "failed":
+            context.log.warning(f"image {result.position} of {result.product_id}: {result.reason}")
     saved = 1 - stats.bytes_out / stats.bytes_in if stats.bytes_in else 0.0
     return Output(
         _dump(results),
         metadata={
             "images": stats.images,
-            "images_encoded": stats.encoded_images,
-            "images_reused": stats.reused_images,
-            "rendition_files": stats.files,
+            "images_encoded": stats.encoded,
+            "images_reused": stats.reused,
             "renditions_failed": stats.failed,
+            "rendition_files": stats.files,
             "bytes_in": stats.bytes_in,
             "bytes_out": stats.bytes_out,
+            "share_saved": round(saved, 3),
             "config_fingerprint": config.fingerprint(),
-            "share_saved_per_image": round(saved / max(len(config.renditions), 1), 3),
         },
     )
 
