@@ -23,6 +23,8 @@ import time
 
 os.environ.setdefault("VIPS_CONCURRENCY", "1")  # before pyvips loads libvips
 
+import contextlib
+
 import psutil
 import pyvips
 from PIL import Image, ImageDraw, ImageFilter, ImageOps
@@ -123,10 +125,8 @@ def tree_rss() -> int:
     proc = psutil.Process()
     total = proc.memory_info().rss
     for child in proc.children(recursive=True):
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             total += child.memory_info().rss
-        except psutil.NoSuchProcess:
-            pass
     return total
 
 
