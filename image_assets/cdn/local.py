@@ -58,7 +58,7 @@ class LocalCdn:
         self.store.put(self._meta_key(public_id), asset.model_dump_json().encode())
         return asset
 
-    def lookup(self, public_id: str) -> CdnAsset | None:
+    def lookup(self, public_id: str, format: str | None = None) -> CdnAsset | None:
         try:
             asset = CdnAsset.model_validate(json.loads(self.store.get(self._meta_key(public_id))))
         except (BlobNotFound, ValueError):

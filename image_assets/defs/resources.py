@@ -1,44 +1,138 @@
-"""Typed Dagster resources: thin factories for the core's stores, clients and configs."""
+"""Typed Dagster resources: thin factories for the core's stores, clients and configs.
 
+One environment variable, ``IMAGE_ASSETS_PROFILE``, picks the embedded `local`
+profile or the `aws` profile; see ``definitions.build_resources``.
+"""
+
+import functools
 from pathlib import Path
+from typing import Literal
 
+import boto3
 from dagster import ConfigurableResource
+from dagster_aws.s3 import S3Resource
+from dagster_aws.secretsmanager import SecretsManagerResource
 from pydantic import Field
 
 from image_assets.cdn.base import CdnBackend
+from image_assets.cdn.cloudinary import CloudinaryCdn
+from image_assets.cdn.credentials import (
+    DEFAULT_SECRET_NAME,
+    CloudinaryCredentials,
+    CredentialsUnavailable,
+    from_cloudinary_url,
+    from_secrets_manager,
+)
 from image_assets.cdn.local import LocalCdn
+from image_assets.cdn.s3 import S3Cdn
 from image_assets.imaging.renditions import RenditionConfig, load_rendition_config
 from image_assets.scraping.crawl import http_settings_for
 from image_assets.scraping.http import DEFAULT_USER_AGENT, HttpClient, HttpSettings
 from image_assets.scraping.registry import Registry, Vendor, load_registry
 from image_assets.storage import BlobStore, LocalBlobStore
+from image_assets.storage.s3 import S3BlobStore
+
+
+def s3_client_factory(s3: S3Resource) -> functools.partial:
+    """A picklable factory for boto3 S3 clients (worker processes build their own)."""
+    kwargs = {
+        k: v
+        for k, v in {
+            "region_name": s3.region_name,
+            "endpoint_url": s3.endpoint_url,
+            "aws_access_key_id": s3.aws_access_key_id,
+            "aws_secret_access_key": s3.aws_secret_access_key,
+            "aws_session_token": s3.aws_session_token,
+        }.items()
+        if v
+    }
+    return functools.partial(boto3.client, "s3", **kwargs)
 
 
 class StorageResource(ConfigurableResource):
-    """The raw store (pages, kits CSVs, state) and the image store (originals, masters, renditions)."""
+    """The raw store (pages, kits CSVs, state) and the image store (originals, renditions)."""
 
-    data_dir: str = Field(description="Root folder of the local profile's data.")
+    kind: Literal["local", "s3"] = "local"
+    data_dir: str = Field(default=".data", description="Root folder of the local profile's data.")
+    raw_bucket: str = Field(default="", description="S3 bucket of the raw store (aws profile).")
+    images_bucket: str = Field(
+        default="", description="Private S3 bucket for originals and renditions."
+    )
+    prefix: str = ""
+    s3: S3Resource
 
     def raw(self) -> BlobStore:
+        if self.kind == "s3":
+            return S3BlobStore(s3_client_factory(self.s3), self.raw_bucket, self.prefix)
         return LocalBlobStore(Path(self.data_dir) / "raw")
 
     def images(self) -> BlobStore:
+        if self.kind == "s3":
+            return S3BlobStore(
+                s3_client_factory(self.s3), self.images_bucket or self.raw_bucket, self.prefix
+            )
         return LocalBlobStore(Path(self.data_dir) / "images")
 
 
 class CdnResource(ConfigurableResource):
-    """The CDN backend images are published through (``local`` in the embedded profile)."""
+    """The CDN backends images are published through: a primary and an optional fallback."""
 
-    backend: str = Field(default="local", description="local")
-    local_root: str = Field(description="Folder the local CDN serves from.")
-    local_base_url: str | None = Field(
-        default=None, description="Public base URL of the local CDN folder (default: file://)."
+    backend: Literal["local", "cloudinary", "s3"] = "local"
+    fallback: Literal["none", "local", "s3"] = "none"
+    local_root: str = Field(default=".data/cdn", description="Folder the local CDN serves from.")
+    local_base_url: str = Field(default="", description="Public base URL of the local CDN folder.")
+    cloudinary_url: str = Field(
+        default="", description="cloudinary://KEY:SECRET@CLOUD (local use)."
     )
+    cloudinary_secret_name: str = DEFAULT_SECRET_NAME
+    cloudinary_upload_prefix: str = Field(default="", description="API base URL override.")
+    s3_bucket: str = ""
+    s3_prefix: str = ""
+    public_base_url: str = Field(
+        default="", description="CloudFront/public base; else presigned URLs."
+    )
+    cache_control: str = "public, max-age=86400"
+    s3: S3Resource
+    secrets: SecretsManagerResource
 
-    def client(self) -> CdnBackend:
-        if self.backend != "local":
-            raise ValueError(f"unknown CDN backend {self.backend!r}; available: local")
-        return LocalCdn(self.local_root, self.local_base_url)
+    def _make(self, kind: str) -> CdnBackend:
+        if kind == "local":
+            return LocalCdn(self.local_root, self.local_base_url or None)
+        if kind == "s3":
+            return S3Cdn(
+                self.s3.get_client(),
+                self.s3_bucket,
+                self.s3_prefix,
+                self.public_base_url or None,
+                self.cache_control,
+            )
+        return CloudinaryCdn(
+            self.cloudinary_credentials(), upload_prefix=self.cloudinary_upload_prefix or None
+        )
+
+    def cloudinary_credentials(self) -> CloudinaryCredentials:
+        if self.cloudinary_url:
+            return from_cloudinary_url(self.cloudinary_url)
+        return from_secrets_manager(self.secrets.get_client(), self.cloudinary_secret_name)
+
+    def chain(self) -> tuple[list[CdnBackend], list[str]]:
+        """The backends to try in order, and warnings to log once (e.g. credentials missing)."""
+        warnings: list[str] = []
+        backends: list[CdnBackend] = []
+        for kind in [self.backend, self.fallback]:
+            if kind == "none" or any(b.storage == kind for b in backends):
+                continue
+            try:
+                backends.append(self._make(kind))
+            except CredentialsUnavailable as exc:
+                warnings.append(
+                    f"Cloudinary credentials unavailable ({exc}); publishing through {self.fallback}"
+                )
+        if not backends:
+            raise CredentialsUnavailable(
+                "no CDN backend is usable (Cloudinary credentials missing, no fallback)"
+            )
+        return backends, warnings
 
 
 class VendorRegistryResource(ConfigurableResource):
@@ -51,7 +145,7 @@ class VendorRegistryResource(ConfigurableResource):
 
 
 class HttpResource(ConfigurableResource):
-    """Settings of the one HTTP client; a client is made per vendor (private-host policy)."""
+    """Settings of the one HTTP client; a client is made per vendor (politeness, private hosts)."""
 
     user_agent: str = DEFAULT_USER_AGENT
     connect_timeout: float = 5.0

@@ -16,6 +16,8 @@ from image_assets.catalog.records import (
     PageRecord,
     Product,
 )
+from image_assets.cdn.base import CdnError
+from image_assets.cdn.cloudinary import CloudinaryCdn, quota_percentages
 from image_assets.defs.partitions import manufacturer_partitions
 from image_assets.defs.resources import (
     CdnResource,
@@ -200,27 +202,39 @@ def cdn_uploads(
 ) -> Output[list[dict]]:
     images = [ImageRecord.model_validate(i) for i in product_images]
     renditions = [ImageRenditions.model_validate(r) for r in image_renditions]
+    backends, warnings = cdn.chain()
+    for warning in warnings:
+        context.log.warning(warning)
     uploads, stats = publish_images(
         context.partition_key,
         images,
         renditions,
         storage.images(),
-        cdn.client(),
+        backends,
         say=context.log.info,
     )
     context.log.info(f"Uploaded {stats.uploaded} images in {stats.duration:.1f} seconds")
-    return Output(
-        _dump(uploads),
-        metadata={
-            "images_uploaded": stats.uploaded,
-            "images_unchanged": stats.unchanged,
-            "images_failed": stats.failed,
-            "rendition_uploads": stats.rendition_uploads,
-            "bytes_uploaded": stats.bytes_uploaded,
-            "upload_duration": round(stats.duration, 3),
-            "failures_by_reason": MetadataValue.json(dict(stats.failures)),
-        },
-    )
+    metadata = {
+        "images_uploaded": stats.uploaded,
+        "images_unchanged": stats.unchanged,
+        "images_failed": stats.failed,
+        "fallback_uploads": stats.fallback,
+        "rendition_uploads": stats.rendition_uploads,
+        "bytes_uploaded": stats.bytes_uploaded,
+        "upload_duration": round(stats.duration, 3),
+        "images_by_storage": MetadataValue.json(dict(stats.by_storage)),
+        "failures_by_reason": MetadataValue.json(dict(stats.failures)),
+        "backends": ", ".join(b.storage for b in backends),
+    }
+    cloudinary = next((b for b in backends if isinstance(b, CloudinaryCdn)), None)
+    if cloudinary is not None:
+        try:
+            quota = quota_percentages(cloudinary.usage())
+            metadata |= {f"quota_{k}_percent": v for k, v in quota.items()}
+            metadata["quota_max_percent"] = max(quota.values(), default=0.0)
+        except CdnError as exc:
+            context.log.warning(f"Cloudinary usage unavailable: {exc}")
+    return Output(_dump(uploads), metadata=metadata)
 
 
 @asset(
