@@ -21,3 +21,42 @@ def demo_server() -> Iterator[DemoServer]:
         os.environ.pop("IMAGE_ASSETS_DEMO_URL", None)
     else:
         os.environ["IMAGE_ASSETS_DEMO_URL"] = previous
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    """moto in server mode on 127.0.0.1 (S3, SQS, Secrets Manager), reached by endpoint URL."""
+    import socket
+
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def aws_env(moto_server, monkeypatch) -> str:
+    """Fake credentials and the moto endpoint for every boto3 client made in the test."""
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": moto_server,
+    }.items():
+        monkeypatch.setenv(name, value)
+    return moto_server
+
+
+@pytest.fixture
+def fake_cloudinary():
+    from image_assets_tests.fake_cloudinary import FakeCloudinary
+
+    server = FakeCloudinary().start()
+    yield server
+    server.stop()

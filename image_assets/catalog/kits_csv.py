@@ -45,7 +45,7 @@ def image_entry(upload: ImageUpload) -> dict:
     asset = upload.asset
     entry = {name: getattr(asset, name) for name in IMAGE_FIELDS}
     if asset.storage == "s3":
-        entry["s3_url"] = asset.url
+        entry["s3_url"] = asset.s3_url or asset.url
     if upload.renditions:
         entry["renditions"] = dict(sorted(upload.renditions.items()))
     if upload.blurhash:

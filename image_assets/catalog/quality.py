@@ -67,3 +67,27 @@ def duplicate_ids(products: list[Product]) -> Verdict:
         f"duplicate product_id: {', '.join(dupes[:10])}" if dupes else "product ids are unique",
         {"duplicates": len(dupes)},
     )
+
+
+QUOTA_WARN_PERCENT = 80.0
+QUOTA_FAIL_PERCENT = 95.0
+
+
+def quota_verdict(percentages: dict[str, float]) -> tuple[str, str]:
+    """(``ok``|``warn``|``fail``, summary) for the Cloudinary plan usage percentages."""
+    if not percentages:
+        return "ok", "no Cloudinary usage reported (Cloudinary not in use)"
+    worst_key = max(percentages, key=lambda k: percentages[k])
+    worst = percentages[worst_key]
+    summary = ", ".join(f"{k} {v:.1f}%" for k, v in sorted(percentages.items()))
+    if worst >= QUOTA_FAIL_PERCENT:
+        return (
+            "fail",
+            f"{worst_key} at {worst:.1f}% of the plan (fails at {QUOTA_FAIL_PERCENT:.0f}%): {summary}",
+        )
+    if worst >= QUOTA_WARN_PERCENT:
+        return (
+            "warn",
+            f"{worst_key} at {worst:.1f}% of the plan (warns at {QUOTA_WARN_PERCENT:.0f}%): {summary}",
+        )
+    return "ok", summary

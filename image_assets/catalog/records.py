@@ -108,6 +108,7 @@ class CdnAsset(BaseModel):
     format: str
     sha256: str
     etag: str | None = None
+    s3_url: str | None = None
 
 
 class ImageUpload(BaseModel):

@@ -80,12 +80,13 @@ class S3Cdn:
             raise CdnError(
                 f"S3 upload of {public_id} failed: {type(exc).__name__}: {exc}"
             ) from None
-        url, _ = self._urls(key)
+        url, s3_url = self._urls(key)
         return CdnAsset(
             public_id=public_id,
             storage="s3",
             url=url,
             secure_url=url,
+            s3_url=s3_url,
             version=None,
             bytes=len(data),
             width=width,
@@ -104,12 +105,13 @@ class S3Cdn:
             except self.client.exceptions.ClientError:
                 continue
             meta = head.get("Metadata", {})
-            url, _ = self._urls(key)
+            url, s3_url = self._urls(key)
             return CdnAsset(
                 public_id=public_id,
                 storage="s3",
                 url=url,
                 secure_url=url,
+                s3_url=s3_url,
                 bytes=int(head.get("ContentLength", 0)),
                 width=int(meta["width"]) if meta.get("width") else None,
                 height=int(meta["height"]) if meta.get("height") else None,

@@ -112,9 +112,10 @@ def _run(images: list[ImageRecord], store: BlobStore, config: RenditionConfig, w
         for image in images:
             yield encode_original(store, image.original_key, image.original_sha256, config)
         return
-    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    # spawn: workers start clean (no threads or locks copied from the run process)
+    # and see the environment as it is now (credentials, endpoints)
     with ProcessPoolExecutor(
-        max_workers=workers, mp_context=multiprocessing.get_context(method)
+        max_workers=min(workers, len(images)), mp_context=multiprocessing.get_context("spawn")
     ) as pool:
         pending: set[Future] = set()
         queue = iter(images)

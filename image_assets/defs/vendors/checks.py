@@ -15,11 +15,11 @@ from dagster import (
     asset_check,
 )
 
-from image_assets.catalog.quality import duplicate_ids, scraper_breakage
+from image_assets.catalog.quality import duplicate_ids, quota_verdict, scraper_breakage
 from image_assets.catalog.records import Product
 from image_assets.defs.partitions import manufacturer_partitions
 from image_assets.defs.resources import VendorRegistryResource
-from image_assets.defs.vendors.assets import vendor_products
+from image_assets.defs.vendors.assets import cdn_uploads, vendor_products
 
 warnings.filterwarnings("ignore", message="Specifying a partitions_def on an AssetCheckSpec")
 
@@ -81,4 +81,32 @@ def unique_product_ids(vendor_products: list[dict]) -> AssetCheckResult:
     )
 
 
-checks = [scraper_not_broken, unique_product_ids]
+@asset_check(
+    asset=cdn_uploads,
+    partitions_def=manufacturer_partitions,
+    description="Cloudinary plan usage (storage, bandwidth, transformations, credits) read "
+    "after the uploads: warns at 80%, fails at 95%.",
+)
+def cloudinary_quota(context: AssetCheckExecutionContext) -> AssetCheckResult:
+    records = context.instance.fetch_materializations(
+        AssetRecordsFilter(
+            asset_key=AssetKey("cdn_uploads"), asset_partitions=[context.partition_key]
+        ),
+        limit=1,
+    ).records
+    metadata = records[0].asset_materialization.metadata if records else {}
+    percentages = {
+        key.removeprefix("quota_").removesuffix("_percent"): float(value.value)
+        for key, value in metadata.items()
+        if key.startswith("quota_") and key.endswith("_percent") and key != "quota_max_percent"
+    }
+    level, summary = quota_verdict(percentages)
+    return AssetCheckResult(
+        passed=level == "ok",
+        severity=AssetCheckSeverity.ERROR if level == "fail" else AssetCheckSeverity.WARN,
+        description=summary,
+        metadata={f"{k}_percent": v for k, v in percentages.items()},
+    )
+
+
+checks = [scraper_not_broken, unique_product_ids, cloudinary_quota]
