@@ -243,3 +243,26 @@ def test_quota_percentages_and_verdicts():
     level, summary = quota_verdict(quota_percentages(legacy))
     assert level == "fail" and "storage at 96.0%" in summary
     assert quota_verdict({})[0] == "ok"
+
+
+def test_local_cdn_round_trip(tmp_path):
+    from image_assets.cdn.local import LocalCdn
+
+    cdn = LocalCdn(str(tmp_path), "https://static.example/cdn")
+    data, sha = _jpeg("l1")
+    asset = cdn.upload(data, "kits/estes/est0001", format="jpeg", sha256=sha, width=320, height=240)
+    assert asset.secure_url == "https://static.example/cdn/kits/estes/est0001.jpg"
+    assert (tmp_path / "kits/estes/est0001.jpg").read_bytes() == data
+    assert cdn.lookup("kits/estes/est0001").sha256 == sha
+    assert cdn.delivery_url("kits/estes/est0001", width=300) == asset.secure_url
+    png = render_image(ImageSpec("l2", 64, 64, format="PNG"))
+    cdn.upload(
+        png, "kits/estes/est0001", format="png", sha256="x"
+    )  # a format change replaces the file
+    assert (
+        not (tmp_path / "kits/estes/est0001.jpg").exists()
+        and (tmp_path / "kits/estes/est0001.png").exists()
+    )
+    assert cdn.delete("kits/estes/est0001") and cdn.lookup("kits/estes/est0001") is None
+    with pytest.raises(KeyError):
+        cdn.delivery_url("kits/estes/est0001")

@@ -50,3 +50,29 @@ class CdnBackend(Protocol):
         format: str = "auto",
         quality: str = "auto",
     ) -> str: ...
+
+
+class StoredFileDelivery:
+    """``delivery_url`` for backends that cannot transform: the stored file's URL.
+
+    Their renditions are published beside the master, so callers pick a
+    rendition's URL rather than asking for a transformation.
+    """
+
+    def lookup(self, public_id: str, format: str | None = None) -> CdnAsset | None:
+        raise NotImplementedError
+
+    def delivery_url(
+        self,
+        public_id: str,
+        *,
+        width: int | None = None,
+        height: int | None = None,
+        crop: str | None = None,
+        format: str = "auto",
+        quality: str = "auto",
+    ) -> str:
+        asset = self.lookup(public_id)
+        if asset is None:
+            raise KeyError(public_id)
+        return asset.secure_url

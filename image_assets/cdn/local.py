@@ -11,11 +11,12 @@ import json
 import time
 
 from image_assets.catalog.records import CdnAsset
+from image_assets.cdn.base import StoredFileDelivery
 from image_assets.imaging.renditions import EXTENSIONS
 from image_assets.storage import BlobNotFound, LocalBlobStore, validate_key
 
 
-class LocalCdn:
+class LocalCdn(StoredFileDelivery):
     storage = "local"
     transforms_on_delivery = False
 
@@ -72,19 +73,3 @@ class LocalCdn:
         if asset is None:
             return False
         return self.store.delete(f"{public_id}.{EXTENSIONS.get(asset.format, asset.format)}")
-
-    def delivery_url(
-        self,
-        public_id: str,
-        *,
-        width: int | None = None,
-        height: int | None = None,
-        crop: str | None = None,
-        format: str = "auto",
-        quality: str = "auto",
-    ) -> str:
-        """The stored file's URL; the local CDN cannot transform, so use the renditions."""
-        asset = self.lookup(public_id)
-        if asset is None:
-            raise KeyError(public_id)
-        return asset.secure_url

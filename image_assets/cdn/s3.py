@@ -12,12 +12,12 @@ from __future__ import annotations
 from typing import Any
 
 from image_assets.catalog.records import CdnAsset
-from image_assets.cdn.base import CdnError
+from image_assets.cdn.base import CdnError, StoredFileDelivery
 from image_assets.imaging.renditions import CONTENT_TYPES, EXTENSIONS
 from image_assets.storage.base import validate_key
 
 
-class S3Cdn:
+class S3Cdn(StoredFileDelivery):
     storage = "s3"
     transforms_on_delivery = False
 
@@ -127,19 +127,3 @@ class S3Cdn:
             return False
         self.client.delete_object(Bucket=self.bucket, Key=self._key(public_id, asset.format))
         return True
-
-    def delivery_url(
-        self,
-        public_id: str,
-        *,
-        width: int | None = None,
-        height: int | None = None,
-        crop: str | None = None,
-        format: str = "auto",
-        quality: str = "auto",
-    ) -> str:
-        """The object's URL; S3 cannot transform, so the renditions are published beside it."""
-        asset = self.lookup(public_id)
-        if asset is None:
-            raise KeyError(public_id)
-        return asset.secure_url
