@@ -12,6 +12,7 @@ from dagster_aws.secretsmanager import SecretsManagerResource
 
 from image_assets.cdn.credentials import DEFAULT_SECRET_NAME
 from image_assets.defs.catalog import assets as catalog_assets
+from image_assets.defs.catalog import checks as catalog_checks
 from image_assets.defs.io import JsonBlobIOManager
 from image_assets.defs.jobs import jobs
 from image_assets.defs.resources import (
@@ -22,6 +23,7 @@ from image_assets.defs.resources import (
     StorageResource,
     VendorRegistryResource,
 )
+from image_assets.defs.schedules import schedules, sensors
 from image_assets.defs.settings import default_data_dir, env_or
 from image_assets.defs.vendors import assets as vendor_assets
 from image_assets.defs.vendors import checks as vendor_checks
@@ -98,8 +100,10 @@ def build_resources(data_dir: str | None = None, profile: str | None = None) -> 
 
 defs = Definitions(
     assets=[*vendor_assets.assets, *catalog_assets.assets],
-    asset_checks=vendor_checks.checks,
+    asset_checks=[*vendor_checks.checks, *catalog_checks.checks],
     jobs=jobs,
+    schedules=schedules,
+    sensors=sensors,
     resources=build_resources(),
     # Each run is one process: steps of a partition are sequential anyway, and the
     # work inside an asset is parallel; this also keeps SQLite event writes few.

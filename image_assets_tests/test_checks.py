@@ -94,6 +94,10 @@ def test_broken_vendor_is_caught_and_blocks_downstream(demo_server, tmp_path, mo
         assert good.success and _check_results(good) == {
             "scraper_not_broken": True,
             "unique_product_ids": True,
+            "required_fields_present": True,
+            "image_failures_under_limit": True,  # 2 of 12 demo images fail: under 50%
+            "cdn_urls_valid": True,
+            "kits_csv_contract": True,
             "cloudinary_quota": True,  # local CDN: nothing to watch
         }
         csv = data_dir / "raw/kits/rocketarium_kits.csv"

@@ -110,3 +110,43 @@ def parse_csv(data: bytes) -> list[dict]:
         if not isinstance(images, list):
             raise KitsCsvError(f"line {line}: images is not a JSON array")
     return rows
+
+
+def preview_markdown(rows: list[dict], uploads: list[ImageUpload], limit: int = 25) -> str:
+    """A markdown table of the first products (name, link, thumbnail, status) for the UI."""
+    failed: dict[str, list[str]] = defaultdict(list)
+    for upload in uploads:
+        if upload.status == "failed":
+            failed[upload.product_id].append((upload.reason or "failed").split(":", 1)[0])
+    lines = ["| product | name | page | thumbnail | status |", "|---|---|---|---|---|"]
+    for row in rows[:limit]:
+        images = json.loads(row["images"])
+        thumb = ""
+        if images:
+            renditions = images[0].get("renditions") or {}
+            url = (
+                renditions.get("thumb_300.webp")
+                or renditions.get("thumb_300.jpeg")
+                or images[0]["secure_url"]
+            )
+            thumb = f"[thumbnail]({url})"
+        page = f"[page]({row['url']})" if row["url"] else ""
+        problems = failed.get(row["product_id"], [])
+        status = "ok" if images and not problems else ", ".join(problems) or "no image"
+        name = row["name"].replace("|", "\\|") or "(no name)"
+        lines.append(f"| {row['product_id']} | {name} | {page} | {thumb} | {status} |")
+    if len(rows) > limit:
+        lines.append(f"| ... | {len(rows) - limit} more | | | |")
+    return "\n".join(lines)
+
+
+def contract_problems(data: bytes) -> str | None:
+    """Why ``data`` breaks the kits CSV contract (exact columns, JSON images), or None."""
+    try:
+        header = tuple(data.split(b"\n", 1)[0].decode("utf-8").split(","))
+        parse_csv(data)
+    except (KitsCsvError, UnicodeDecodeError) as exc:
+        return str(exc)
+    if header != KITS_COLUMNS:
+        return f"columns {header} differ from {KITS_COLUMNS}"
+    return None

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
-from image_assets.catalog.records import Product
+from image_assets.catalog.records import ImageRecord, ImageUpload, Product
 from image_assets.scraping.registry import CheckThresholds
 
 
@@ -91,3 +92,57 @@ def quota_verdict(percentages: dict[str, float]) -> tuple[str, str]:
             f"{worst_key} at {worst:.1f}% of the plan (warns at {QUOTA_WARN_PERCENT:.0f}%): {summary}",
         )
     return "ok", summary
+
+
+def required_fields(products: list[Product], manufacturer: str) -> Verdict:
+    """Every product has a safe id, this manufacturer, and an http(s) product URL or none."""
+    from image_assets.scraping.identity import sanitize_id
+
+    bad: list[str] = []
+    for p in products:
+        if not p.product_id or sanitize_id(p.product_id) != p.product_id:
+            bad.append(f"{p.product_id!r}: unsafe product_id")
+        elif p.manufacturer != manufacturer:
+            bad.append(f"{p.product_id}: manufacturer {p.manufacturer!r}")
+        elif p.url and urlsplit(p.url).scheme not in ("http", "https"):
+            bad.append(f"{p.product_id}: url {p.url!r}")
+    return Verdict(
+        not bad, "; ".join(bad[:10]) or "required fields present", {"bad_products": len(bad)}
+    )
+
+
+def image_failure_share(images: list[ImageRecord], max_share: float) -> Verdict:
+    failed = sum(1 for i in images if i.status == "failed")
+    share = failed / len(images) if images else 0.0
+    passed = share <= max_share
+    summary = f"{failed}/{len(images)} images failed ({share:.0%}; limit {max_share:.0%})"
+    return Verdict(
+        passed, summary, {"images": len(images), "failed": failed, "failed_share": round(share, 3)}
+    )
+
+
+def cdn_urls(uploads: list[ImageUpload], file_exists=None) -> Verdict:
+    """Every published URL is well-formed; for ``file://`` URLs (the local CDN) the file exists."""
+    from pathlib import Path
+    from urllib.parse import unquote
+
+    bad: list[str] = []
+    for upload in uploads:
+        if upload.asset is None:
+            continue
+        for url in [upload.asset.url, upload.asset.secure_url, *upload.renditions.values()]:
+            parts = urlsplit(url)
+            if parts.scheme in ("http", "https") and parts.netloc:
+                continue
+            if parts.scheme == "file" and parts.path:
+                if (file_exists or (lambda p: Path(p).is_file()))(unquote(parts.path)):
+                    continue
+                bad.append(f"{upload.product_id}: missing file {url}")
+                continue
+            bad.append(f"{upload.product_id}: malformed URL {url!r}")
+    checked = sum(1 for u in uploads if u.asset is not None)
+    return Verdict(
+        not bad,
+        "; ".join(bad[:10]) or f"{checked} published images have valid URLs",
+        {"bad_urls": len(bad)},
+    )

@@ -104,6 +104,7 @@ class CheckThresholds(_Strict):
     max_count_drop: float = Field(default=0.5, ge=0, le=1)
     max_missing_name_share: float = Field(default=0.1, ge=0, le=1)
     max_missing_image_share: float = Field(default=0.5, ge=0, le=1)
+    max_image_failure_share: float = Field(default=0.5, ge=0, le=1)
 
 
 class Vendor(_Strict):

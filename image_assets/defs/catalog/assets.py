@@ -1,10 +1,17 @@
 """The clean catalog over every manufacturer: one DuckDB writer, never in parallel."""
 
-from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+from dagster import (
+    AssetExecutionContext,
+    AutomationCondition,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
 
 from image_assets.catalog.duckdb_catalog import build_catalog
 from image_assets.catalog.kits_csv import kits_csv_key
 from image_assets.defs.resources import CatalogResource, StorageResource, VendorRegistryResource
+from image_assets.defs.settings import catalog_freshness_policy
 from image_assets.defs.vendors.assets import kits_csv
 from image_assets.storage import BlobNotFound
 
@@ -16,6 +23,9 @@ DUCKDB_POOL = "duckdb_writer"
     group_name="catalog",
     kinds={"duckdb"},
     pool=DUCKDB_POOL,
+    freshness_policy=catalog_freshness_policy(),
+    # rebuilt whenever a manufacturer's kits CSV is updated (once all exist)
+    automation_condition=AutomationCondition.eager(),
     description="DuckDB table clean_kits over every manufacturer's kits CSV (null-safe imageSrc).",
 )
 def clean_kits(

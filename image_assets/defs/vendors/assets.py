@@ -8,7 +8,7 @@ import time
 
 from dagster import AssetExecutionContext, Failure, MetadataValue, Output, asset
 
-from image_assets.catalog.kits_csv import build_rows, kits_csv_key, render_csv
+from image_assets.catalog.kits_csv import build_rows, kits_csv_key, preview_markdown, render_csv
 from image_assets.catalog.records import (
     ImageRecord,
     ImageRenditions,
@@ -26,6 +26,7 @@ from image_assets.defs.resources import (
     StorageResource,
     VendorRegistryResource,
 )
+from image_assets.defs.settings import catalog_freshness_policy, network_retry_policy
 from image_assets.imaging.renditions import load_rendition_config
 from image_assets.scraping.cache import ValidatorCache
 from image_assets.scraping.crawl import CatalogUnavailable, crawl_vendor, parse_products
@@ -47,7 +48,10 @@ def _dump(records: list) -> list[dict]:
 
 
 @asset(
-    **COMMON, kinds={"http"}, description="Raw catalog pages of one vendor, kept in the raw store."
+    **COMMON,
+    kinds={"http"},
+    retry_policy=network_retry_policy(),
+    description="Raw catalog pages of one vendor, kept in the raw store.",
 )
 def vendor_pages(
     context: AssetExecutionContext,
@@ -62,7 +66,7 @@ def vendor_pages(
         except CatalogUnavailable as exc:
             raise Failure(
                 description=f"{exc}. The previous outputs of {vendor.key!r} are left untouched.",
-                allow_retries=True,
+                allow_retries=False,  # the HTTP client has already retried with backoff
             ) from None
     s = result.stats
     return Output(
@@ -78,7 +82,10 @@ def vendor_pages(
 
 
 @asset(
-    **COMMON, kinds={"python"}, description="Products parsed from the stored pages (no network)."
+    **COMMON,
+    kinds={"python"},
+    freshness_policy=catalog_freshness_policy(),
+    description="Products parsed from the stored pages (no network).",
 )
 def vendor_products(
     context: AssetExecutionContext,
@@ -106,6 +113,7 @@ def vendor_products(
 @asset(
     **COMMON,
     kinds={"http"},
+    retry_policy=network_retry_policy(),
     description="Downloaded originals, kept privately by sha256; format, size and "
     "completeness checked from the bytes (no pixel decode here).",
 )
@@ -191,7 +199,10 @@ def image_renditions(
 
 
 @asset(
-    **COMMON, kinds={"cdn"}, description="Masters and renditions published through the CDN backend."
+    **COMMON,
+    kinds={"cdn"},
+    retry_policy=network_retry_policy(),
+    description="Masters and renditions published through the CDN backend.",
 )
 def cdn_uploads(
     context: AssetExecutionContext,
@@ -240,6 +251,7 @@ def cdn_uploads(
 @asset(
     **{**COMMON, "io_manager_key": "io_manager"},
     kinds={"csv"},
+    freshness_policy=catalog_freshness_policy(),
     description="kits/{manufacturer}_kits.csv in the raw store: the website's contract.",
 )
 def kits_csv(
@@ -274,6 +286,7 @@ def kits_csv(
             "changed": changed,
             "bytes": len(data),
             "duration": round(time.monotonic() - started, 3),
+            "preview": MetadataValue.md(preview_markdown(rows, uploads)),
         },
     )
 

@@ -15,11 +15,20 @@ from dagster import (
     asset_check,
 )
 
-from image_assets.catalog.quality import duplicate_ids, quota_verdict, scraper_breakage
-from image_assets.catalog.records import Product
+from image_assets.catalog.kits_csv import contract_problems, kits_csv_key, parse_csv
+from image_assets.catalog.quality import (
+    cdn_urls,
+    duplicate_ids,
+    image_failure_share,
+    quota_verdict,
+    required_fields,
+    scraper_breakage,
+)
+from image_assets.catalog.records import ImageRecord, ImageUpload, Product
 from image_assets.defs.partitions import manufacturer_partitions
-from image_assets.defs.resources import VendorRegistryResource
-from image_assets.defs.vendors.assets import cdn_uploads, vendor_products
+from image_assets.defs.resources import StorageResource, VendorRegistryResource
+from image_assets.defs.vendors.assets import cdn_uploads, kits_csv, product_images, vendor_products
+from image_assets.storage import BlobNotFound
 
 warnings.filterwarnings("ignore", message="Specifying a partitions_def on an AssetCheckSpec")
 
@@ -109,4 +118,83 @@ def cloudinary_quota(context: AssetCheckExecutionContext) -> AssetCheckResult:
     )
 
 
-checks = [scraper_not_broken, unique_product_ids, cloudinary_quota]
+def _result(verdict, severity: AssetCheckSeverity = AssetCheckSeverity.ERROR) -> AssetCheckResult:
+    return AssetCheckResult(
+        passed=verdict.passed,
+        severity=severity,
+        description=verdict.summary,
+        metadata={k: v for k, v in verdict.metadata.items() if v is not None},
+    )
+
+
+@asset_check(
+    asset=vendor_products,
+    blocking=True,
+    partitions_def=manufacturer_partitions,
+    description="Every product has a safe product_id, this manufacturer and an http(s) URL.",
+)
+def required_fields_present(
+    context: AssetCheckExecutionContext, vendor_products: list[dict]
+) -> AssetCheckResult:
+    products = [Product.model_validate(p) for p in vendor_products]
+    return _result(required_fields(products, context.partition_key))
+
+
+@asset_check(
+    asset=product_images,
+    blocking=True,
+    partitions_def=manufacturer_partitions,
+    description="The share of images that could not be downloaded or were refused stays "
+    "under the vendor's limit (default 50%); above it the CSV keeps its last good version.",
+)
+def image_failures_under_limit(
+    context: AssetCheckExecutionContext,
+    registry: VendorRegistryResource,
+    product_images: list[dict],
+) -> AssetCheckResult:
+    limit = registry.load().get(context.partition_key).checks.max_image_failure_share
+    images = [ImageRecord.model_validate(i) for i in product_images]
+    return _result(image_failure_share(images, limit))
+
+
+@asset_check(
+    asset=cdn_uploads,
+    blocking=True,
+    partitions_def=manufacturer_partitions,
+    description="Every published URL is well-formed; local CDN files exist.",
+)
+def cdn_urls_valid(cdn_uploads: list[dict]) -> AssetCheckResult:
+    return _result(cdn_urls([ImageUpload.model_validate(u) for u in cdn_uploads]))
+
+
+@asset_check(
+    asset=kits_csv,
+    partitions_def=manufacturer_partitions,
+    description="The CSV's columns are exactly the contract's and every images cell is a JSON array.",
+)
+def kits_csv_contract(
+    context: AssetCheckExecutionContext, storage: StorageResource
+) -> AssetCheckResult:
+    key = kits_csv_key(context.partition_key)
+    try:
+        data = storage.raw().get(key)
+    except BlobNotFound:
+        return AssetCheckResult(passed=False, description=f"{key} does not exist")
+    problem = contract_problems(data)
+    if problem:
+        return AssetCheckResult(passed=False, description=f"{key}: {problem}")
+    rows = len(parse_csv(data))
+    return AssetCheckResult(
+        passed=True, description=f"{rows} rows follow the contract", metadata={"rows": rows}
+    )
+
+
+checks = [
+    scraper_not_broken,
+    unique_product_ids,
+    required_fields_present,
+    image_failures_under_limit,
+    cdn_urls_valid,
+    kits_csv_contract,
+    cloudinary_quota,
+]
