@@ -25,6 +25,10 @@ from image_assets.defs.resources import (
 )
 from image_assets.defs.schedules import schedules, sensors
 from image_assets.defs.settings import default_data_dir, env_or
+from image_assets.defs.uploads import assets as upload_assets
+from image_assets.defs.uploads import jobs as upload_jobs
+from image_assets.defs.uploads import sensors as upload_sensors
+from image_assets.defs.uploads.resources import UploadsResource
 from image_assets.defs.vendors import assets as vendor_assets
 from image_assets.defs.vendors import checks as vendor_checks
 
@@ -85,7 +89,18 @@ def build_resources(data_dir: str | None = None, profile: str | None = None) -> 
             s3=s3,
             secrets=secrets,
         )
+    if profile == "aws":
+        uploads = UploadsResource(
+            kind="s3",
+            bucket=env_or("IMAGE_ASSETS_UPLOADS_BUCKET", "image-assets-uploads"),
+            public_bucket=env_or("IMAGE_ASSETS_CDN_BUCKET", "image-assets-cdn"),
+            queue_url=env_or("IMAGE_ASSETS_UPLOADS_QUEUE_URL", ""),
+            s3=s3,
+        )
+    else:
+        uploads = UploadsResource(kind="local", data_dir=data_root, s3=s3)
     return {
+        "uploads": uploads,
         "storage": storage,
         "json_io_manager": JsonBlobIOManager(storage=storage),
         "registry": VendorRegistryResource(path=env_or("IMAGE_ASSETS_REGISTRY", "")),
@@ -99,11 +114,11 @@ def build_resources(data_dir: str | None = None, profile: str | None = None) -> 
 
 
 defs = Definitions(
-    assets=[*vendor_assets.assets, *catalog_assets.assets],
+    assets=[*vendor_assets.assets, *catalog_assets.assets, *upload_assets.assets],
     asset_checks=[*vendor_checks.checks, *catalog_checks.checks],
-    jobs=jobs,
-    schedules=schedules,
-    sensors=sensors,
+    jobs=[*jobs, *upload_jobs.jobs],
+    schedules=[*schedules, *upload_jobs.schedules],
+    sensors=[*sensors, *upload_sensors.sensors],
     resources=build_resources(),
     # Each run is one process: steps of a partition are sequential anyway, and the
     # work inside an asset is parallel; this also keeps SQLite event writes few.

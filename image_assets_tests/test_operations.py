@@ -57,7 +57,10 @@ def test_daily_schedule_requests_every_partition_once():
 def test_catalog_follows_the_vendors_and_network_assets_retry():
     graph = defs.resolve_asset_graph()
     assert graph.get(AssetKey("clean_kits")).automation_condition is not None
-    assert catalog_automation.asset_selection.resolve(graph) == {AssetKey("clean_kits")}
+    assert catalog_automation.asset_selection.resolve(graph) == {
+        AssetKey("clean_kits"),
+        AssetKey("image_metadata"),
+    }
     job = defs.resolve_job_def("vendor_catalog_job")
     for name in ("vendor_pages", "product_images", "cdn_uploads"):
         policy = job.get_retry_policy_for_handle(NodeHandle(name, None))

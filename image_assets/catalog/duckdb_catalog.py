@@ -1,16 +1,14 @@
 """The clean DuckDB catalog built from every manufacturer's kits CSV.
 
 Only one process may write a DuckDB file, so partitions never touch it: the
-single unpartitioned ``clean_kits`` asset rebuilds it from the CSVs into a
-temporary file and renames it into place, so readers never see half a table
-and a failed build leaves the previous catalog intact.
+unpartitioned ``clean_kits`` and ``image_metadata`` assets rebuild their tables
+from the CSVs and audit rows, each in one transaction, under a concurrency
+pool of one. A failed build leaves the previous tables intact.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 from pathlib import Path
 
 import duckdb
@@ -58,26 +56,45 @@ def kits_frame(csvs: dict[str, bytes]) -> pd.DataFrame:
 
 
 def build_catalog(db_path: str | os.PathLike[str], csvs: dict[str, bytes]) -> dict[str, int]:
-    """Rebuild ``clean_kits`` at ``db_path`` atomically; return row counts per manufacturer."""
+    """Replace ``clean_kits`` in one transaction; return row counts per manufacturer.
+
+    DuckDB commits atomically (a killed process leaves the previous table), and
+    only the assets of the ``duckdb_writer`` pool (limit 1) write this file.
+    """
+    frame = kits_frame(csvs)
+    with _connect(db_path) as con:
+        con.register("kits", frame)
+        con.execute("BEGIN TRANSACTION")
+        con.execute("DROP TABLE IF EXISTS clean_kits")
+        con.execute(CLEAN_KITS_SQL)
+        con.execute("COMMIT")
+        counts = dict(
+            con.execute(
+                "SELECT manufacturer, count(*) FROM clean_kits GROUP BY 1 ORDER BY 1"
+            ).fetchall()
+        )
+    return {str(k): int(v) for k, v in counts.items()}
+
+
+def build_image_metadata(db_path: str | os.PathLike[str], rows: list) -> dict[str, int]:
+    """Replace ``image_metadata`` (audit rows) in one transaction; return counts per status."""
+    from image_assets.catalog.audit import audit_frame
+
+    frame = audit_frame(rows)
+    with _connect(db_path) as con:
+        con.register("audit", frame)
+        con.execute("BEGIN TRANSACTION")
+        con.execute(
+            "CREATE OR REPLACE TABLE image_metadata AS SELECT * FROM audit ORDER BY source, key"
+        )
+        con.execute("COMMIT")
+        counts = dict(
+            con.execute("SELECT status, count(*) FROM image_metadata GROUP BY 1").fetchall()
+        )
+    return {str(k): int(v) for k, v in counts.items()}
+
+
+def _connect(db_path: str | os.PathLike[str]) -> duckdb.DuckDBPyConnection:
     path = Path(db_path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    frame = kits_frame(csvs)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".duckdb", dir=path.parent)
-    os.close(fd)
-    os.unlink(tmp)  # duckdb wants to create the file itself
-    try:
-        with duckdb.connect(tmp) as con:
-            con.register("kits", frame)
-            con.execute(CLEAN_KITS_SQL)
-            counts = dict(
-                con.execute(
-                    "SELECT manufacturer, count(*) FROM clean_kits GROUP BY 1 ORDER BY 1"
-                ).fetchall()
-            )
-            con.execute("CHECKPOINT")
-        os.replace(tmp, path)
-    finally:
-        for leftover in (tmp, tmp + ".wal"):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(leftover)
-    return {str(k): int(v) for k, v in counts.items()}
+    return duckdb.connect(str(path))

@@ -9,7 +9,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
+
+
+@dataclass(frozen=True, order=True)
+class ObjectInfo:
+    """A stored object's last-modified time (epoch seconds), key and size."""
+
+    modified: float
+    key: str
+    size: int = 0
 
 
 class BlobNotFound(KeyError):
@@ -20,21 +30,22 @@ class InvalidKey(ValueError):
     """A key that could escape the store root or is otherwise unsafe."""
 
 
-_SEGMENT = re.compile(r"^[A-Za-z0-9._@=+-]+$")
+_BAD_CHARS = re.compile(r"[\x00-\x1f\x7f\\]")
 
 
 def validate_key(key: str) -> str:
     """Return ``key`` if it is a safe relative key, else raise :class:`InvalidKey`.
 
-    Keys are ``/``-separated segments of ``[A-Za-z0-9._@=+-]``; ``.``/``..``
-    segments, empty segments and absolute keys are refused. Callers build keys
-    from sanitized ids, but the store checks again so that no scraped value can
-    ever address a file outside its root.
+    Keys are ``/``-separated segments; empty, ``.`` and ``..`` segments, absolute
+    keys, backslashes and control characters are refused (user file names with
+    spaces or accents are fine). Callers build keys from sanitized ids, but the
+    store checks again so that no scraped or uploaded name can ever address a
+    file outside its root.
     """
-    if not key or key.startswith("/") or len(key) > 1024:
+    if not key or key.startswith("/") or len(key) > 1024 or _BAD_CHARS.search(key):
         raise InvalidKey(f"invalid blob key {key!r}")
     for segment in key.split("/"):
-        if segment in ("", ".", "..") or not _SEGMENT.match(segment):
+        if segment in ("", ".", ".."):
             raise InvalidKey(f"invalid blob key {key!r}")
     return key
 

@@ -8,7 +8,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from image_assets.storage.base import BlobNotFound, validate_key
+from image_assets.storage.base import BlobNotFound, ObjectInfo, validate_key
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -70,6 +70,22 @@ class LocalBlobStore:
                 if name.startswith(".tmp-"):
                     continue
                 yield Path(dirpath, name).relative_to(self.root).as_posix()
+
+    def info(self, key: str) -> ObjectInfo:
+        try:
+            stat = self.path(key).stat()
+        except FileNotFoundError:
+            raise BlobNotFound(key) from None
+        return ObjectInfo(stat.st_mtime, key, stat.st_size)
+
+    def list_info(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Keys under ``prefix`` with their modification time and size."""
+        for key in self.list(prefix):
+            try:
+                stat = self.path(key).stat()
+            except FileNotFoundError:
+                continue  # deleted while listing
+            yield ObjectInfo(stat.st_mtime, key, stat.st_size)
 
     def uri(self, key: str) -> str:
         return self.path(key).as_uri()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from image_assets.storage.base import BlobNotFound, validate_key
+from image_assets.storage.base import BlobNotFound, ObjectInfo, validate_key
 
 ClientFactory = Callable[[], Any]
 
@@ -74,6 +74,28 @@ class S3BlobStore:
         ):
             for item in page.get("Contents", []):
                 yield item["Key"][strip:]
+
+    def info(self, key: str) -> ObjectInfo:
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+        except self.client.exceptions.ClientError:
+            raise BlobNotFound(key) from None
+        return ObjectInfo(head["LastModified"].timestamp(), key, int(head.get("ContentLength", 0)))
+
+    def list_info(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        full = (
+            self._key(prefix.rstrip("/")) + "/"
+            if prefix.strip("/")
+            else (f"{self.prefix}/" if self.prefix else "")
+        )
+        strip = len(self.prefix) + 1 if self.prefix else 0
+        for page in self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=full
+        ):
+            for item in page.get("Contents", []):
+                yield ObjectInfo(
+                    item["LastModified"].timestamp(), item["Key"][strip:], int(item.get("Size", 0))
+                )
 
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{self._key(key)}"

@@ -4,10 +4,12 @@ Assets are thin: load inputs, call one step of the core, return records and
 metadata. Records flow between assets through the JSON IO manager.
 """
 
+import json
 import time
 
 from dagster import AssetExecutionContext, Failure, MetadataValue, Output, asset
 
+from image_assets.catalog.audit import AuditRow
 from image_assets.catalog.kits_csv import build_rows, kits_csv_key, preview_markdown, render_csv
 from image_assets.catalog.records import (
     ImageRecord,
@@ -41,6 +43,36 @@ COMMON = {
     "group_name": GROUP,
     "io_manager_key": "json_io_manager",
 }
+
+
+def audit_rows(
+    manufacturer: str, images: list[ImageRecord], made: list[ImageRenditions]
+) -> list[AuditRow]:
+    """One ``image_metadata`` row per vendor image, whatever became of it."""
+    by_image = {(r.product_id, r.position): r for r in made}
+    now = time.time()
+    rows = []
+    for image in images:
+        result = by_image.get((image.product_id, image.position))
+        ok = image.status == "ok" and result is not None and result.status == "ok"
+        rows.append(
+            AuditRow(
+                key=f"{manufacturer}/{image.product_id}/{image.position}",
+                source="vendor",
+                manufacturer=manufacturer,
+                original_name=image.source_url,
+                sha256=image.original_sha256,
+                bytes=image.original_bytes,
+                width=image.width,
+                height=image.height,
+                format=image.format,
+                renditions=len(result.renditions) if result else 0,
+                status="processed" if ok else "failed",
+                reason=image.reason or (result.reason if result else None),
+                processed_at=now,
+            )
+        )
+    return rows
 
 
 def _dump(records: list) -> list[dict]:
@@ -181,6 +213,12 @@ def image_renditions(
     for result in results:
         if result.status == "failed":
             context.log.warning(f"image {result.position} of {result.product_id}: {result.reason}")
+    rows = audit_rows(context.partition_key, images, results)
+    storage.raw().put(
+        f"audit/vendors/{context.partition_key}.json",
+        json.dumps([r.model_dump(mode="json") for r in rows]).encode(),
+        "application/json",
+    )
     saved = 1 - stats.bytes_out / stats.bytes_in if stats.bytes_in else 0.0
     return Output(
         _dump(results),

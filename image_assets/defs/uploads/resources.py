@@ -1,0 +1,68 @@
+"""Where uploads arrive, where refused ones go, and where activated ones become public."""
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import boto3
+from dagster import ConfigurableResource
+from dagster_aws.s3 import S3Resource
+from pydantic import Field
+
+from image_assets.defs.resources import s3_client_factory
+from image_assets.storage import LocalBlobStore
+from image_assets.storage.s3 import S3BlobStore
+
+
+def upload_sensor_mode() -> str:
+    """Which upload sensor runs by default: ``listing`` (default), ``sqs`` or ``off``."""
+    mode = os.environ.get("IMAGE_ASSETS_UPLOAD_SENSOR") or "listing"
+    if mode not in ("listing", "sqs", "off"):
+        raise ValueError(f"IMAGE_ASSETS_UPLOAD_SENSOR must be listing, sqs or off, not {mode!r}")
+    return mode
+
+
+class UploadsResource(ConfigurableResource):
+    kind: Literal["local", "s3"] = "local"
+    data_dir: str = Field(
+        default=".data", description="local: incoming/, rejected/ and public/ live here"
+    )
+    bucket: str = Field(default="", description="s3: the uploads bucket")
+    incoming_prefix: str = "incoming"
+    rejected_prefix: str = "rejected"
+    public_bucket: str = Field(default="", description="s3: where activated uploads become public")
+    public_prefix: str = "uploads"
+    queue_url: str = Field(default="", description="SQS queue receiving the bucket's S3 events")
+    max_per_tick: int = Field(default=50, ge=1)
+    queue_visibility_seconds: int = Field(default=300, ge=1, description="SQS visibility timeout")
+    ttl_hours: float = Field(
+        default=2.0, gt=0, description="unactivated uploads are deleted after this"
+    )
+    s3: S3Resource
+
+    def _store(self, local_folder: str, bucket: str, prefix: str):
+        if self.kind == "s3":
+            return S3BlobStore(s3_client_factory(self.s3), bucket, prefix)
+        return LocalBlobStore(Path(self.data_dir) / local_folder)
+
+    def incoming(self):
+        return self._store("incoming", self.bucket, self.incoming_prefix)
+
+    def rejected(self):
+        return self._store("rejected", self.bucket, self.rejected_prefix)
+
+    def public(self):
+        return self._store(
+            f"public/{self.public_prefix}", self.public_bucket or self.bucket, self.public_prefix
+        )
+
+    def sqs_client(self):
+        kwargs = {
+            k: v
+            for k, v in {
+                "region_name": self.s3.region_name,
+                "endpoint_url": self.s3.endpoint_url,
+            }.items()
+            if v
+        }
+        return boto3.client("sqs", **kwargs)
