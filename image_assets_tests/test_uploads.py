@@ -84,8 +84,9 @@ def _local_uploads(tmp_path: Path, **kw) -> UploadsResource:
 
 def test_listing_sensor_bounds_and_cursor(tmp_path):
     uploads = _local_uploads(tmp_path, max_per_tick=2)
+    (tmp_path / "incoming").mkdir()
+    (tmp_path / "incoming" / "still-writing.jpg").write_bytes(b"x")  # modified just now: waits
     incoming = tmp_path / "incoming"
-    incoming.mkdir()
     for i, name in enumerate(["a.jpg", "b,1.jpg", "c|2.jpg"]):
         path = incoming / name
         path.write_bytes(b"x")
@@ -126,6 +127,7 @@ def test_s3_listing_and_sqs_notifications_lose_nothing(aws_env):
         s3.put_object(Bucket=bucket, Key=f"incoming/{name}", Body=b"x")
     uploads = UploadsResource(
         kind="s3",
+        settle_seconds=0,
         bucket=bucket,
         queue_url=queue,
         queue_visibility_seconds=1,
@@ -168,6 +170,8 @@ def test_upload_flow_end_to_end(tmp_path, demo_server):
         render_image(ImageSpec("up2", 500, 400, format="PNG", alpha=True))
     )
     (incoming / "error.jpg").write_bytes(b"<html><body>Forbidden</body></html>")
+    for path in incoming.iterdir():
+        os.utime(path, (time.time() - 10, time.time() - 10))  # settled: not being written any more
     resources = build_resources(str(data))
     (tmp_path / "home").mkdir()
     with DagsterInstance.local_temp(str(tmp_path / "home")) as instance:

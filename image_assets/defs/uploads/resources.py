@@ -34,6 +34,9 @@ class UploadsResource(ConfigurableResource):
     public_prefix: str = "uploads"
     queue_url: str = Field(default="", description="SQS queue receiving the bucket's S3 events")
     max_per_tick: int = Field(default=50, ge=1)
+    settle_seconds: float = Field(
+        default=2.0, ge=0, description="ignore files modified more recently"
+    )
     queue_visibility_seconds: int = Field(default=300, ge=1, description="SQS visibility timeout")
     ttl_hours: float = Field(
         default=2.0, gt=0, description="unactivated uploads are deleted after this"

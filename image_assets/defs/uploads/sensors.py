@@ -9,6 +9,7 @@ sensor only names files.
 """
 
 import json
+import time
 
 from dagster import (
     DefaultSensorStatus,
@@ -54,7 +55,12 @@ def _requests(keys_and_versions: list[tuple[str, str]]) -> tuple[list[str], list
 )
 def uploads_listing_sensor(context: SensorEvaluationContext, uploads: UploadsResource):
     cursor = ListingCursor.from_json(context.cursor)
-    objects = [o for o in uploads.incoming().list_info() if not o.key.startswith(".")]
+    settled = time.time() - uploads.settle_seconds  # a file still being written waits a tick
+    objects = [
+        o
+        for o in uploads.incoming().list_info()
+        if not o.key.startswith(".") and o.modified <= settled
+    ]
     batch, next_cursor = new_objects(objects, cursor, uploads.max_per_tick)
     if not batch:
         return SkipReason(f"no new uploads since {cursor.key or 'the start'}")
