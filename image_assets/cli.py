@@ -34,14 +34,14 @@ def ensure_dagster_home() -> Path:
     return home
 
 
-def _start_demo_server(port: int):
+def _start_demo_server(port: int, host: str = "127.0.0.1"):
     from image_assets.demo.server import DemoServer
 
     try:
-        server = DemoServer("127.0.0.1", port).start()
+        server = DemoServer(host, port).start()
     except OSError as exc:
         raise SystemExit(
-            f"error: cannot serve the demo sites on 127.0.0.1:{port} ({exc.strerror}). "
+            f"error: cannot serve the demo sites on {host}:{port} ({exc.strerror}). "
             "Is another demo running? Use --port to pick another port."
         ) from None
     os.environ["IMAGE_ASSETS_DEMO_URL"] = server.base_url
@@ -261,7 +261,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_serve_demo(args: argparse.Namespace) -> int:
-    server = _start_demo_server(args.port)
+    server = _start_demo_server(args.port, args.host)
     print(f"Serving the demo vendor sites on {server.base_url} (Ctrl-C to stop)", flush=True)
     try:
         while True:
@@ -317,6 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     render.set_defaults(func=cmd_render)
     serve = sub.add_parser("serve-demo", help="serve the sample vendor sites")
     serve.add_argument("--port", type=int, default=DEFAULT_DEMO_PORT)
+    serve.add_argument("--host", default="127.0.0.1", help="bind address (0.0.0.0 in a container)")
     serve.set_defaults(func=cmd_serve_demo)
     ui = sub.add_parser("ui", help="sample sites + dagster dev")
     ui.add_argument("--port", type=int, default=DEFAULT_DEMO_PORT, help="demo sites port")

@@ -1,0 +1,251 @@
+"""Deploy: the production instance on a real Postgres, and the whole platform end to end
+through dagster-webserver + dagster-daemon, driven over GraphQL like a user in the UI."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import httpx
+import pytest
+
+from image_assets.catalog.kits_csv import parse_csv
+from image_assets.demo.images import ImageSpec, render_image
+from image_assets_tests import postgres
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="module")
+def pg():
+    try:
+        cluster = postgres.start()
+    except postgres.Unavailable as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL is required in CI: {exc}")
+        pytest.skip(f"PostgreSQL unavailable: {exc}")
+    yield cluster
+    cluster.stop()
+
+
+def _home(tmp_path: Path) -> Path:
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copyfile(REPO / "deploy" / "dagster.yaml", home / "dagster.yaml")
+    return home
+
+
+def test_production_instance_loads_on_postgres(pg, tmp_path, monkeypatch):
+    from dagster import DagsterInstance
+    from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage
+
+    home = _home(tmp_path)
+    for key, value in pg.env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    with DagsterInstance.get() as instance:
+        assert isinstance(instance.run_storage, PostgresRunStorage)
+        assert isinstance(instance.event_log_storage, PostgresEventLogStorage)
+        assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
+        assert instance.run_retries_enabled and instance.run_retries_max_retries == 1
+        assert instance.get_runs() == []
+
+
+def test_compose_file_validates():
+    probe = (
+        subprocess.run(["docker", "compose", "version"], capture_output=True, text=True)
+        if shutil.which("docker")
+        else None
+    )
+    if probe is None or probe.returncode != 0:
+        pytest.skip("docker compose is not available on this machine")
+    result = subprocess.run(
+        ["docker", "compose", "-f", str(REPO / "deploy/docker-compose.yml"), "config", "--quiet"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class GraphQL:
+    def __init__(self, url: str):
+        self.url = url
+
+    def __call__(self, query: str, **variables) -> dict:
+        response = httpx.post(self.url, json={"query": query, "variables": variables}, timeout=30)
+        response.raise_for_status()
+        body = response.json()
+        assert "errors" not in body, body["errors"]
+        return body["data"]
+
+    def runs(self) -> list[dict]:
+        data = self(
+            "{ runsOrError(limit: 50) { ... on Runs { results { runId jobName status tags { key value } } } } }"
+        )
+        return data["runsOrError"]["results"]
+
+
+def _wait(predicate, timeout: float, what: str, interval: float = 2.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def test_platform_end_to_end_on_webserver_and_daemon(pg, demo_server, tmp_path):
+    home = _home(tmp_path)
+    data = tmp_path / "data"
+    port = _free_port()
+    env = {
+        **os.environ,
+        **pg.env,
+        "DAGSTER_HOME": str(home),
+        "IMAGE_ASSETS_DATA_DIR": str(data),
+        "IMAGE_ASSETS_DEMO_URL": demo_server.base_url,
+        "IMAGE_ASSETS_PROFILE": "local",
+    }
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    stack = contextlib.ExitStack()  # the log files live as long as the processes
+    procs = [
+        subprocess.Popen(
+            [
+                str(BIN / "dagster-webserver"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "-w",
+                "workspace.yaml",
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=stack.enter_context(open(logs / "webserver.log", "w")),  # noqa: SIM115
+            stderr=subprocess.STDOUT,
+        ),
+        subprocess.Popen(
+            [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"],
+            cwd=REPO,
+            env=env,
+            stdout=stack.enter_context(open(logs / "daemon.log", "w")),  # noqa: SIM115
+            stderr=subprocess.STDOUT,
+        ),
+    ]
+    try:
+        gql = GraphQL(f"http://127.0.0.1:{port}/graphql")
+
+        def webserver_up():
+            try:
+                return (
+                    httpx.get(f"http://127.0.0.1:{port}/server_info", timeout=2).status_code == 200
+                )
+            except httpx.HTTPError:
+                return False
+
+        _wait(webserver_up, 120, "dagster-webserver")
+        workspace = gql(
+            "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus "
+            "locationOrLoadError { __typename ... on PythonError { message } } } } } }"
+        )["workspaceOrError"]["locationEntries"]
+        assert [(e["loadStatus"], e["locationOrLoadError"]["__typename"]) for e in workspace] == [
+            ("LOADED", "RepositoryLocation")
+        ]
+        location = workspace[0]["name"]
+
+        backfill = gql(
+            "mutation($p: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $p) { __typename "
+            "... on LaunchBackfillSuccess { backfillId } ... on PythonError { message } } }",
+            p={
+                "selector": {
+                    "partitionSetName": "vendor_catalog_job_partition_set",
+                    "repositorySelector": {
+                        "repositoryName": "__repository__",
+                        "repositoryLocationName": location,
+                    },
+                },
+                "partitionNames": ["estes", "loc", "rocketarium"],
+            },
+        )["launchPartitionBackfill"]
+        assert backfill["__typename"] == "LaunchBackfillSuccess", backfill
+
+        def vendor_runs_done():
+            runs = [r for r in gql.runs() if r["jobName"] == "vendor_catalog_job"]
+            finished = [r for r in runs if r["status"] in ("SUCCESS", "FAILURE", "CANCELED")]
+            return runs if len(runs) == 3 and len(finished) == 3 else None
+
+        runs = _wait(vendor_runs_done, 420, "the backfill's three runs")
+        assert {r["status"] for r in runs} == {"SUCCESS"}, runs
+        for vendor in ("estes", "loc", "rocketarium"):
+            rows = parse_csv((data / "raw" / "kits" / f"{vendor}_kits.csv").read_bytes())
+            assert len(rows) == len(demo_server.httpd.sites.products[vendor])
+
+        launched = gql(
+            "mutation($p: ExecutionParams!) { launchRun(executionParams: $p) { __typename "
+            "... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }",
+            p={
+                "selector": {
+                    "jobName": "catalog_job",
+                    "repositoryName": "__repository__",
+                    "repositoryLocationName": location,
+                }
+            },
+        )["launchRun"]
+        assert launched["__typename"] == "LaunchRunSuccess", launched
+        run_id = launched["run"]["runId"]
+        _wait(
+            lambda: any(r["runId"] == run_id and r["status"] == "SUCCESS" for r in gql.runs()),
+            240,
+            "catalog_job",
+        )
+        with duckdb.connect(str(data / "catalog.duckdb"), read_only=True) as con:
+            assert con.execute("select count(*) from clean_kits").fetchone()[0] == 24
+
+        incoming = data / "incoming"
+        incoming.mkdir(parents=True, exist_ok=True)
+        dropped = incoming / "customer photo.jpg"
+        dropped.write_bytes(render_image(ImageSpec("e2e", 900, 600, orientation=6)))
+        os.utime(dropped, (time.time() - 10, time.time() - 10))
+
+        def upload_done():
+            return [
+                r
+                for r in gql.runs()
+                if r["jobName"] == "upload_job" and r["status"] in ("SUCCESS", "FAILURE")
+            ]
+
+        (upload,) = _wait(upload_done, 240, "the sensor-triggered upload run")
+        assert upload["status"] == "SUCCESS"
+        assert {"key": "image_assets/kind", "value": "upload"} in upload["tags"]
+        audit = json.loads((data / "raw/audit/uploads/customer photo.jpg.json").read_text())
+        assert audit["status"] == "processed" and audit["renditions"] == 10
+    except BaseException:
+        for name in ("webserver.log", "daemon.log"):
+            print(f"--- {name} ---\n" + (logs / name).read_text()[-4000:])
+        raise
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        stack.close()
