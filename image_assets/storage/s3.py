@@ -63,17 +63,7 @@ class S3BlobStore:
         return existed
 
     def list(self, prefix: str = "") -> Iterator[str]:
-        full = (
-            self._key(prefix.rstrip("/")) + "/"
-            if prefix.strip("/")
-            else (f"{self.prefix}/" if self.prefix else "")
-        )
-        strip = len(self.prefix) + 1 if self.prefix else 0
-        for page in self.client.get_paginator("list_objects_v2").paginate(
-            Bucket=self.bucket, Prefix=full
-        ):
-            for item in page.get("Contents", []):
-                yield item["Key"][strip:]
+        return (info.key for info in self.list_info(prefix))
 
     def info(self, key: str) -> ObjectInfo:
         try:
