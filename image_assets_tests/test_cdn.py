@@ -184,7 +184,7 @@ def test_fault_injection_retries_falls_back_and_never_uploads_twice(
         if n % 5 == 1 and attempt == 1:
             return ("status", 500)  # a server error once: the retry succeeds
         if n % 5 == 2 and attempt == 1:
-            return ("sleep", 1.5)  # slower than the client's timeout, but it lands
+            return ("sleep", 1.0)  # slower than the client's timeout, but it lands
         return None
 
     fake_cloudinary.faults = plan

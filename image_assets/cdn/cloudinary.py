@@ -125,8 +125,8 @@ class CloudinaryCdn:
                 if not transient or attempt > self.max_retries:
                     raise self._error("upload", exc) from None
                 if "Socket error" in str(exc) or "Unexpected error" in str(exc):
-                    landed = self.lookup(public_id)  # a slow upload may have succeeded after all
-                    if landed is not None and landed.sha256 == sha256:
+                    landed = self._landed(public_id, sha256)  # a slow upload may still succeed
+                    if landed is not None:
                         return landed
                 delay = min(30.0, self.backoff * 2 ** (attempt - 1)) * (1 + random.random() * 0.25)
                 log.info(
@@ -136,6 +136,21 @@ class CloudinaryCdn:
                     delay,
                 )
                 self._sleep(delay)
+
+    def _landed(self, public_id: str, sha256: str) -> CdnAsset | None:
+        """After a timeout, watch for the slow upload for up to twice the timeout, so it
+        is not sent a second time while the first is still being stored."""
+        deadline = time.monotonic() + 2 * self.timeout
+        while True:
+            try:
+                held = self.lookup(public_id)
+            except CdnError:
+                held = None
+            if held is not None and held.sha256 == sha256:
+                return held
+            if time.monotonic() >= deadline:
+                return None
+            self._sleep(min(self.timeout / 4, max(0.0, deadline - time.monotonic())))
 
     def _asset(self, result: dict, sha256: str) -> CdnAsset:
         return CdnAsset(
