@@ -130,10 +130,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"\nclean_kits: {cmeta.get('rows', '?')} rows in {cmeta.get('database', '?')} "
         f"({time.monotonic() - started:.1f}s in all)"
     )
+    database = cmeta.get("database", ".data/catalog.duckdb")
     print(
         "\nNext: `make ui` opens the Dagster UI on this instance (http://127.0.0.1:3000);\n"
-        f"      query the catalog with: duckdb {cmeta.get('database', '.data/catalog.duckdb')} "
-        '"select manufacturer, product_id, name, imageSrc from clean_kits"'
+        "      drop images into .data/incoming/ while it runs to see the upload sensor at work;\n"
+        "      query the catalog (tables clean_kits, image_metadata):\n"
+        f"      .venv/bin/python -c \"import duckdb; print(duckdb.connect('{database}', read_only=True)"
+        ".sql('select manufacturer, product_id, name, imageSrc from clean_kits'))\""
     )
     if failed or not catalog.success:
         print(f"\nFAILED: {', '.join(failed) or 'clean_kits'}", file=sys.stderr)
