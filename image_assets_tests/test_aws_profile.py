@@ -111,6 +111,17 @@ def test_aws_profile_end_to_end(aws_profile, demo_server):
                 f"https://res.cloudinary.com/{cloud.cloud_name}/image/upload/"
             )
             assert image["public_id"] in cloud.resources
+            thumb = image["renditions"]["thumb_300.webp"]  # a transformation URL from the SDK
+            transformation = thumb.split("/image/upload/")[1].split("/")[0]
+            assert set(transformation.split(",")) == {
+                "c_fill",
+                "f_webp",
+                "h_300",
+                "q_auto",
+                "w_300",
+            }
+            w800 = image["renditions"]["w800.jpeg"].split("/image/upload/")[1].split("/")[0]
+            assert "c_limit" in w800 and "f_jpg" in w800
         (mat,) = run.asset_materializations_for_node("cdn_uploads")
         assert (
             "quota_credits_percent" in mat.metadata

@@ -77,6 +77,7 @@ class RenditionFile(BaseModel):
     bytes: int
     key: str
     sha256: str
+    crop: str = "limit"
 
 
 class ImageRenditions(BaseModel):

@@ -45,6 +45,7 @@ class EncodedRendition:
     width: int
     height: int
     data: bytes
+    crop: str = "limit"
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,7 @@ def render_all(
                 width=fitted.width,
                 height=fitted.height,
                 data=encode(fitted, fmt.format, fmt.quality, config.background),
+                crop=spec.crop,
             )
             if spec.name == "master":
                 master = encoded

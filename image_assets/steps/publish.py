@@ -94,9 +94,20 @@ def _renditions(
     made: ImageRenditions,
     stats: PublishStats,
 ) -> dict[str, str]:
-    """Publish the renditions beside the master on backends that cannot transform."""
+    """Rendition URLs: transformation URLs on CDNs that transform on delivery, else the
+    renditions are published beside the master."""
     urls: dict[str, str] = {}
     if backend.transforms_on_delivery:
+        for rendition in made.renditions:
+            boxed = rendition.crop in ("fill", "pad")
+            urls[f"{rendition.name}.{rendition.format}"] = backend.delivery_url(
+                public_id,
+                width=rendition.width,
+                height=rendition.height if boxed else None,
+                crop=rendition.crop,
+                format="jpg" if rendition.format == "jpeg" else rendition.format,
+                quality="auto",
+            )
         return urls
     for rendition in made.renditions:
         rid = f"{public_id}/{rendition.name}-{rendition.format}"

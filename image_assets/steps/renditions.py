@@ -167,6 +167,7 @@ def encode_original(
             bytes=len(rendition.data),
             key=key,
             sha256=hashlib.sha256(rendition.data).hexdigest(),
+            crop=rendition.crop,
         ).model_dump()
 
     index = {
