@@ -225,3 +225,26 @@ def test_read_timeout_is_a_recorded_reason(scripted_server):
     routes["/stall"] = stall
     with pytest.raises(FetchError, match="timed out after 2 attempts"):
         _client(read_timeout=0.1, max_retries=1, respect_robots=False).fetch(f"{base}/stall")
+
+
+def test_dns_rebinding_is_refused_at_connect_time(scripted_server, monkeypatch):
+    """The name resolves to a public address for the check, then to a private one."""
+    import socket as socket_module
+
+    base, routes, seen = scripted_server
+    port = int(base.rsplit(":", 1)[1])
+    routes["/secret"] = lambda h: _send(h, 200, b"internal")
+    real = socket_module.getaddrinfo
+    answers = iter(["93.184.215.14", "127.0.0.1", "127.0.0.1", "127.0.0.1"])
+
+    def rebinding(host, *args, **kwargs):
+        if host == "rebind.example":
+            address = next(answers)
+            return [(socket_module.AF_INET, socket_module.SOCK_STREAM, 6, "", (address, port))]
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket_module, "getaddrinfo", rebinding)
+    client = HttpClient(HttpSettings(respect_robots=False), sleep=lambda s: None)
+    with pytest.raises(RefusedURL, match=r"private address 127\.0\.0\.1"):
+        client.fetch(f"http://rebind.example:{port}/secret")
+    assert "/secret" not in seen

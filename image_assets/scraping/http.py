@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
 
+import httpcore
 import httpx
 from protego import Protego
 
@@ -113,21 +114,53 @@ def check_url(url: str, allowed_private_networks: Iterable[str] = ()) -> None:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
         raise RefusedURL(url, "refused URL with an invalid port") from None
+    resolve_allowed(host, port, allowed_private_networks, url)
+
+
+def resolve_allowed(
+    host: str, port: int, allowed_private_networks: Iterable[str], url: str = ""
+) -> list[str]:
+    """Resolve ``host`` and return its addresses, refusing if any is not allowed."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
-        raise FetchError(url, f"cannot resolve host {host}: {exc}") from None
+        raise FetchError(url or host, f"cannot resolve host {host}: {exc}") from None
     networks = [ipaddress.ip_network(n, strict=False) for n in allowed_private_networks]
+    addresses = []
     for info in infos:
-        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
+        text = str(info[4][0]).split("%", 1)[0]
+        address = ipaddress.ip_address(text)
         if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
             address = address.ipv4_mapped
+        addresses.append(text)
         if any(address in network for network in networks):
             continue
         if address.is_link_local or address.is_multicast or address.is_unspecified:
-            raise RefusedURL(url, f"refused link-local/multicast address {address}")
+            raise RefusedURL(url or host, f"refused link-local/multicast address {address}")
         if address.is_loopback or address.is_private or address.is_reserved:
-            raise RefusedURL(url, f"refused private address {address} for host {host}")
+            raise RefusedURL(url or host, f"refused private address {address} for host {host}")
+    return addresses
+
+
+class _GuardedBackend(httpcore.SyncBackend):
+    """Connects only to addresses that pass the guard, checked at connect time.
+
+    ``check_url`` runs before a request, but the connection resolves the name
+    again; a DNS answer that changes in between (DNS rebinding) could point it
+    at a private address. Here the address actually connected to is the one
+    just validated. TLS still verifies the original host name.
+    """
+
+    def __init__(self, allowed_private_networks: Iterable[str]):
+        super().__init__()
+        self.allowed = tuple(allowed_private_networks)
+
+    def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):  # type: ignore[no-untyped-def]
+        try:
+            address = resolve_allowed(host, port, self.allowed)[0]
+        except FetchError as exc:
+            raise httpcore.ConnectError(exc.reason) from None
+        return super().connect_tcp(address, port, timeout, local_address, socket_options)
 
 
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
@@ -187,6 +220,10 @@ class HttpClient:
             follow_redirects=False,
             trust_env=False,
         )
+        # connect-time address check (no DNS rebinding); httpx exposes no hook for the
+        # network backend, so it is set on the connection pool it created
+        for transport in [self._client._transport]:
+            transport._pool._network_backend = _GuardedBackend(s.allowed_private_networks)  # type: ignore[attr-defined]
 
     def close(self) -> None:
         self._client.close()
@@ -294,7 +331,9 @@ class HttpClient:
                 reason, status = "timed out", None
             except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
                 reason, status = f"connection broken: {type(exc).__name__}", None
-            except httpx.ConnectError:
+            except httpx.ConnectError as exc:
+                if str(exc).startswith("refused "):  # the connect-time address guard
+                    raise RefusedURL(url, str(exc)) from None
                 reason, status = "connection refused or unreachable", None
             if attempt > s.max_retries:
                 raise FetchError(url, f"{reason} after {attempt} attempts", status)
