@@ -249,3 +249,30 @@ def test_platform_end_to_end_on_webserver_and_daemon(pg, demo_server, tmp_path):
             except subprocess.TimeoutExpired:
                 proc.kill()
         stack.close()
+
+
+def test_ecs_run_launcher_config_matches_dagster_aws_schema(monkeypatch):
+    import yaml
+    from dagster._config import process_config
+    from dagster._config.field_utils import convert_potential_field
+    from dagster_aws.ecs import EcsRunLauncher
+
+    monkeypatch.setenv(
+        "IMAGE_ASSETS_RUN_TASK_ROLE_ARN", "arn:aws:iam::123456789012:role/image-assets-run"
+    )
+    monkeypatch.setenv(
+        "IMAGE_ASSETS_EXECUTION_ROLE_ARN", "arn:aws:iam::123456789012:role/image-assets-execution"
+    )
+    launcher = yaml.safe_load((REPO / "deploy/ecs/dagster.yaml").read_text())["run_launcher"]
+    assert (launcher["module"], launcher["class"]) == ("dagster_aws.ecs", "EcsRunLauncher")
+    result = process_config(
+        convert_potential_field(EcsRunLauncher.config_type()).config_type, launcher["config"]
+    )
+    assert result.success, [error.message for error in result.errors]
+    task = json.loads((REPO / "deploy/ecs/task-definition.json").read_text())
+    assert task["containerDefinitions"][0]["name"] == launcher["config"]["container_name"]
+    policy = json.loads((REPO / "deploy/ecs/iam-policy.json").read_text())
+    assert all(
+        (statement["Action"] != "*" and statement["Resource"] != "*") or "Condition" in statement
+        for statement in policy["Statement"]
+    )
