@@ -8,6 +8,7 @@ pool of one. A failed build leaves the previous tables intact.
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
@@ -40,8 +41,6 @@ ORDER BY manufacturer, product_id
 
 def kits_frame(csvs: dict[str, bytes]) -> pd.DataFrame:
     """All kits CSVs as one string-typed frame (``manufacturer -> csv bytes``)."""
-    import io
-
     frames = [
         pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)
         for _, data in sorted(csvs.items())

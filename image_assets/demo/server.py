@@ -8,6 +8,7 @@ unknown paths, robots.txt. Bodies are generated on first request and cached.
 from __future__ import annotations
 
 import hashlib
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -78,8 +79,6 @@ class DemoHTTPServer(ThreadingHTTPServer):
 
     def handle_error(self, request, client_address) -> None:  # type: ignore[no-untyped-def]
         """Clients hanging up early (a refused image, a timeout) are normal; stay quiet."""
-        import sys
-
         if not isinstance(sys.exc_info()[1], ConnectionError):
             super().handle_error(request, client_address)
 

@@ -21,7 +21,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 DEFAULT_CONFIG = "renditions.yaml"
 Format = Literal["jpeg", "webp", "avif", "png"]
-EXTENSIONS = {"jpeg": "jpg", "webp": "webp", "avif": "avif", "png": "png"}
+# file extensions of every format the platform reads or writes
+EXTENSIONS = {
+    "jpeg": "jpg",
+    "webp": "webp",
+    "avif": "avif",
+    "png": "png",
+    "gif": "gif",
+    "tiff": "tif",
+    "bmp": "bmp",
+}
 CONTENT_TYPES = {
     "jpeg": "image/jpeg",
     "webp": "image/webp",

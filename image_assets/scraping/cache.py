@@ -43,11 +43,6 @@ class ValidatorCache:
                 self.entries[url] = entry
                 self._dirty = True
 
-    def forget(self, url: str) -> None:
-        with self._lock:
-            if self.entries.pop(url, None) is not None:
-                self._dirty = True
-
     def save(self) -> None:
         with self._lock:
             if not self._dirty:

@@ -14,16 +14,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from image_assets.imaging.decode import ImageRefused, check_complete, oriented_size, probe
-
-EXTENSIONS = {
-    "jpeg": "jpg",
-    "png": "png",
-    "webp": "webp",
-    "gif": "gif",
-    "avif": "avif",
-    "tiff": "tif",
-    "bmp": "bmp",
-}
+from image_assets.imaging.renditions import EXTENSIONS
 
 
 class UploadRecord(BaseModel):

@@ -1,5 +1,6 @@
 """Upload jobs: processing (sensor-triggered), activation, and expiry of unactivated uploads."""
 
+import json
 import time
 
 from dagster import (
@@ -35,8 +36,6 @@ def _audit(storage: StorageResource, upload_id: str) -> AuditRow | None:
 
 def _rendition_keys(storage: StorageResource, upload_id: str) -> list[str]:
     """The private keys of an upload's original and renditions (from its recorded output)."""
-    import json
-
     try:
         value = json.loads(storage.raw().get(f"state/assets/upload_renditions/{upload_id}.json"))
     except BlobNotFound:
