@@ -29,9 +29,9 @@ import psutil
 import pyvips
 from PIL import Image, ImageDraw, ImageFilter, ImageOps
 
-from image_assets.catalog.records import ImageRecord
+from image_assets.imaging.config import RenditionConfig
 from image_assets.imaging.pipeline import render_all
-from image_assets.imaging.renditions import RenditionConfig
+from image_assets.records import ImageRecord
 from image_assets.steps.renditions import render_images
 from image_assets.storage import LocalBlobStore
 

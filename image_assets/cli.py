@@ -210,14 +210,11 @@ def cmd_render(args: argparse.Namespace) -> int:
     """Renditions for local files, one JSON line per input; bad inputs are refused, not fatal."""
     import json
 
+    from image_assets.formats import extension
+    from image_assets.imaging.config import RenditionConfigError, load_rendition_config
     from image_assets.imaging.decode import ImageRefused
     from image_assets.imaging.pipeline import render_all
-    from image_assets.imaging.renditions import (
-        EXTENSIONS,
-        RenditionConfigError,
-        load_rendition_config,
-    )
-    from image_assets.scraping.identity import sanitize_id
+    from image_assets.layout import sanitize_id
     from image_assets.storage.local import atomic_write
 
     try:
@@ -238,7 +235,7 @@ def cmd_render(args: argparse.Namespace) -> int:
             used.add(stem)
             folder = out / stem
             for rendition in result.renditions:
-                path = folder / f"{rendition.name}.{EXTENSIONS[rendition.format]}"
+                path = folder / f"{rendition.name}.{extension(rendition.format)}"
                 atomic_write(path, rendition.data)
                 line["renditions"].append(
                     {

@@ -12,8 +12,8 @@ import pytest
 from dagster import DagsterInstance, materialize
 
 from image_assets.catalog.kits_csv import parse_csv
-from image_assets.definitions import build_resources
 from image_assets.defs.catalog.assets import clean_kits
+from image_assets.defs.profiles import build_resources
 from image_assets.defs.vendors.assets import assets as vendor_assets
 from image_assets.defs.vendors.checks import checks
 

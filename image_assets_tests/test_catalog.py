@@ -11,12 +11,12 @@ from image_assets.catalog.kits_csv import (
     parse_csv,
     render_csv,
 )
-from image_assets.catalog.records import CdnAsset, ImageUpload, Product
+from image_assets.records import CdnAsset, Product, PublishedImage
 
 
-def _upload(pid: str, position: int, ok: bool = True) -> ImageUpload:
+def _upload(pid: str, position: int, ok: bool = True) -> PublishedImage:
     if not ok:
-        return ImageUpload(product_id=pid, position=position, status="failed", reason="HTTP 404")
+        return PublishedImage(product_id=pid, position=position, status="failed", reason="HTTP 404")
     asset = CdnAsset(
         public_id=f"kits/estes/{pid}" + ("" if position == 1 else f"/{position}"),
         storage="local",
@@ -28,7 +28,7 @@ def _upload(pid: str, position: int, ok: bool = True) -> ImageUpload:
         format="jpeg",
         sha256="ab" * 32,
     )
-    return ImageUpload(product_id=pid, position=position, status="uploaded", asset=asset)
+    return PublishedImage(product_id=pid, position=position, status="uploaded", asset=asset)
 
 
 def test_rows_follow_the_contract_and_keep_products_without_images():

@@ -11,7 +11,6 @@ import boto3
 import pytest
 
 from image_assets.catalog.quality import quota_verdict
-from image_assets.catalog.records import ImageRecord, ImageRenditions, RenditionFile
 from image_assets.cdn.base import CdnError
 from image_assets.cdn.cloudinary import CloudinaryCdn, quota_percentages, split_folder
 from image_assets.cdn.credentials import (
@@ -21,6 +20,7 @@ from image_assets.cdn.credentials import (
 )
 from image_assets.cdn.s3 import S3Cdn
 from image_assets.demo.images import ImageSpec, render_image
+from image_assets.records import ImageRecord, ImageRenditions, RenditionFile
 from image_assets.steps.publish import publish_images
 from image_assets.storage import LocalBlobStore
 from image_assets.storage.s3 import S3BlobStore

@@ -9,10 +9,10 @@ import yaml
 from dagster import DagsterInstance, materialize
 
 from image_assets.catalog.quality import duplicate_ids, scraper_breakage
-from image_assets.catalog.records import Product
-from image_assets.definitions import build_resources
+from image_assets.defs.profiles import build_resources
 from image_assets.defs.vendors.assets import assets as vendor_assets
 from image_assets.defs.vendors.checks import checks
+from image_assets.records import Product
 from image_assets.scraping.registry import CheckThresholds, registry_text
 
 

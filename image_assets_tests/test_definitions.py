@@ -3,7 +3,7 @@ import itertools
 from dagster import AssetKey, Definitions
 
 from image_assets.definitions import defs
-from image_assets.imaging.renditions import load_rendition_config
+from image_assets.imaging.config import load_rendition_config
 
 
 def test_definitions_are_loadable():

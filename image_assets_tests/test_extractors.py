@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from image_assets.catalog.records import Product
+from image_assets.records import Product
 from image_assets.scraping.extractors import (
     discover_links,
     extract_css,

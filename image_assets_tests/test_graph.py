@@ -10,8 +10,8 @@ import pytest
 from dagster import AssetKey, DagsterInstance, materialize
 
 from image_assets.catalog.kits_csv import CONTRACT_COLUMNS, parse_csv
-from image_assets.definitions import build_resources
 from image_assets.defs.catalog.assets import clean_kits
+from image_assets.defs.profiles import build_resources
 from image_assets.defs.vendors.assets import assets as vendor_assets
 
 VENDORS = ["estes", "loc", "rocketarium"]
@@ -69,7 +69,7 @@ def test_every_partition_succeeds_with_failures_recorded(graph_run):
         assert products["products"] == len(site)
         assert images["images"] == products["image_urls"] >= len(site)
         assert images["images_failed"] == 2  # the 404 and the corrupt image
-        assert set(images["failures_by_reason"]) == {"HTTP 404", "corrupt or truncated image"}
+        assert images["failures_by_kind"] == {"http_status": 1, "corrupt": 1}
         assert uploads["images_uploaded"] == images["images_ok"] > 0
         assert {"images_uploaded", "images_failed", "upload_duration"} <= set(uploads)
 

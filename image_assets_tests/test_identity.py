@@ -1,6 +1,7 @@
 import pytest
 
-from image_assets.scraping.identity import MAX_ID_LENGTH, product_id_for, sanitize_id
+from image_assets.layout import MAX_ID_LENGTH, sanitize_id
+from image_assets.scraping.identity import product_id_for
 from image_assets.storage import InvalidKey, LocalBlobStore, validate_key
 
 

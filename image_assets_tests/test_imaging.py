@@ -8,9 +8,9 @@ import pytest
 from PIL import Image, ImageCms
 
 from image_assets.demo.images import ImageSpec, draw_upright, render_image
+from image_assets.imaging.config import RenditionConfig, load_rendition_config
 from image_assets.imaging.decode import DecodeLimits, ImageRefused, check_complete, decode, probe
 from image_assets.imaging.pipeline import render_all
-from image_assets.imaging.renditions import RenditionConfig, load_rendition_config
 from image_assets_tests import corpus
 
 CONFIG = load_rendition_config()

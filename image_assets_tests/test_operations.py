@@ -18,14 +18,16 @@ from dagster._core.definitions.dependency import NodeHandle
 
 from image_assets.catalog.kits_csv import contract_problems, render_csv
 from image_assets.catalog.quality import cdn_urls, image_failure_share, required_fields
-from image_assets.catalog.records import CdnAsset, ImageRecord, ImageUpload, Product
-from image_assets.definitions import build_resources, defs
+from image_assets.definitions import defs
 from image_assets.defs.catalog.assets import clean_kits
 from image_assets.defs.catalog.checks import checks as catalog_checks
-from image_assets.defs.schedules import catalog_automation, daily_vendor_refresh
+from image_assets.defs.catalog.sensors import catalog_automation
+from image_assets.defs.profiles import build_resources
 from image_assets.defs.settings import catalog_freshness_policy
 from image_assets.defs.vendors.assets import assets as vendor_assets
 from image_assets.defs.vendors.checks import checks as vendor_checks
+from image_assets.defs.vendors.schedules import daily_vendor_refresh
+from image_assets.records import CdnAsset, ImageRecord, Product, PublishedImage
 from image_assets.scraping.registry import load_registry
 
 
@@ -94,7 +96,7 @@ def test_cdn_urls_rule(tmp_path):
     present = tmp_path / "a.jpg"
     present.write_bytes(b"x")
 
-    def upload(url: str) -> ImageUpload:
+    def upload(url: str) -> PublishedImage:
         asset = CdnAsset(
             public_id="p",
             storage="local",
@@ -104,7 +106,7 @@ def test_cdn_urls_rule(tmp_path):
             format="jpeg",
             sha256="s",
         )
-        return ImageUpload(product_id="p", position=1, status="uploaded", asset=asset)
+        return PublishedImage(product_id="p", position=1, status="uploaded", asset=asset)
 
     assert cdn_urls([upload(present.as_uri()), upload("https://res.example/x.jpg")]).passed
     assert not cdn_urls([upload((tmp_path / "gone.jpg").as_uri())]).passed

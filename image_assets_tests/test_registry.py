@@ -1,6 +1,6 @@
 import pytest
 
-from image_assets.defs.partitions import manufacturer_partitions
+from image_assets.defs.vendors.partitions import manufacturer_partitions
 from image_assets.scraping.registry import (
     CssCatalog,
     JsonLdCatalog,

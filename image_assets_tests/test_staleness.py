@@ -13,7 +13,7 @@ from dagster._core.definitions.data_version import StaleStatus
 from dagster._utils.test.data_versions import get_stale_status_resolver
 
 import image_assets.defs.vendors.assets as vendor_assets_module
-from image_assets.definitions import build_resources
+from image_assets.defs.profiles import build_resources
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ import duckdb
 from dagster import DagsterInstance, build_sensor_context, materialize
 from dagster_aws.s3 import S3Resource
 
-from image_assets.definitions import build_resources
-from image_assets.defs.catalog.assets import clean_kits
+from image_assets.defs.catalog.assets import clean_kits, image_metadata
+from image_assets.defs.profiles import build_resources
 from image_assets.defs.uploads.assets import assets as upload_assets
 from image_assets.defs.uploads.jobs import activate_upload_job, expire_uploads_job
 from image_assets.defs.uploads.resources import UploadsResource
@@ -181,7 +181,7 @@ def test_upload_flow_end_to_end(tmp_path, demo_server):
         )
         for request in result.run_requests:
             run = materialize(
-                upload_assets[:2],
+                upload_assets,
                 partition_key=request.partition_key,
                 resources=resources,
                 instance=instance,
@@ -203,8 +203,8 @@ def test_upload_flow_end_to_end(tmp_path, demo_server):
         assert len(thumbs) == 2
 
         table = materialize(
-            [*upload_assets, *vendor_assets, clean_kits],
-            selection=[upload_assets[2]],
+            [*upload_assets, *vendor_assets, clean_kits, image_metadata],
+            selection=[image_metadata],
             resources=resources,
             instance=instance,
         )

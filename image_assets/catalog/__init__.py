@@ -1,1 +1,1 @@
-"""Catalog records, the kits CSV contract, and the DuckDB catalog."""
+"""The catalog: the kits CSV contract, data-quality rules, the audit rows and the DuckDB tables."""

@@ -15,43 +15,51 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from image_assets.catalog.kits_csv import KITS_COLUMNS
+from image_assets.catalog.audit import audit_frame
+from image_assets.catalog.kits_csv import KITS_TABLE, kits_columns
+from image_assets.records import AuditRow
 
-CLEAN_KITS_SQL = """
-CREATE TABLE clean_kits AS
-SELECT
-    product_id,
-    NULLIF(trim(name), '') AS name,
-    manufacturer,
-    NULLIF(image, '') AS image,
-    CAST(COALESCE(NULLIF(images, ''), '[]') AS JSON) AS images,
-    json_array_length(CAST(COALESCE(NULLIF(images, ''), '[]') AS JSON)) AS image_count,
-    json_extract_string(CAST(COALESCE(NULLIF(images, ''), '[]') AS JSON), '$[0].secure_url')
-        AS "imageSrc",
-    TRY_CAST(NULLIF(price, '') AS DOUBLE) AS price,
-    NULLIF(currency, '') AS currency,
-    NULLIF(url, '') AS url,
-    TRY_CAST(NULLIF(images_failed, '') AS INTEGER) AS images_failed,
-    NULLIF(blurhash, '') AS blurhash,
-    NULLIF(placeholder, '') AS placeholder
-FROM kits
-ORDER BY manufacturer, product_id
-"""
+# How each kits CSV column type becomes a clean, typed DuckDB value.
+_CLEAN = {
+    "key": "{col}",
+    "text": "NULLIF(trim({col}), '')",
+    "json_array": "CAST(COALESCE(NULLIF({col}, ''), '[]') AS JSON)",
+    "double": "TRY_CAST(NULLIF({col}, '') AS DOUBLE)",
+    "integer": "TRY_CAST(NULLIF({col}, '') AS INTEGER)",
+}
+
+
+def clean_kits_sql() -> str:
+    """``CREATE TABLE clean_kits``, derived from the kits CSV table (``KITS_TABLE``):
+    every CSV column typed and null-safe, plus the columns derived from them."""
+    selects = []
+    for column in KITS_TABLE:
+        value = _CLEAN[column.type].format(col=_quote(column.name))
+        selects.append(f"{value} AS {_quote(column.name)}")
+        for name, expression in column.derived:
+            selects.append(f"{expression.format(value=value)} AS {_quote(name)}")
+    columns = ",\n    ".join(selects)
+    return f"CREATE TABLE clean_kits AS\nSELECT\n    {columns}\nFROM kits\nORDER BY manufacturer, product_id"
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def kits_frame(csvs: dict[str, bytes]) -> pd.DataFrame:
     """All kits CSVs as one string-typed frame (``manufacturer -> csv bytes``)."""
+    columns = kits_columns()
     frames = [
         pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)
         for _, data in sorted(csvs.items())
     ]
     if not frames:
-        return pd.DataFrame({c: pd.Series(dtype=str) for c in KITS_COLUMNS})
+        return pd.DataFrame({c: pd.Series(dtype=str) for c in columns})
     frame = pd.concat(frames, ignore_index=True)
-    for column in KITS_COLUMNS:
+    for column in columns:
         if column not in frame:
             frame[column] = ""
-    return frame[list(KITS_COLUMNS)]
+    return frame[list(columns)]
 
 
 def build_catalog(db_path: str | os.PathLike[str], csvs: dict[str, bytes]) -> dict[str, int]:
@@ -65,7 +73,7 @@ def build_catalog(db_path: str | os.PathLike[str], csvs: dict[str, bytes]) -> di
         con.register("kits", frame)
         con.execute("BEGIN TRANSACTION")
         con.execute("DROP TABLE IF EXISTS clean_kits")
-        con.execute(CLEAN_KITS_SQL)
+        con.execute(clean_kits_sql())
         con.execute("COMMIT")
         counts = dict(
             con.execute(
@@ -75,10 +83,8 @@ def build_catalog(db_path: str | os.PathLike[str], csvs: dict[str, bytes]) -> di
     return {str(k): int(v) for k, v in counts.items()}
 
 
-def build_image_metadata(db_path: str | os.PathLike[str], rows: list) -> dict[str, int]:
+def build_image_metadata(db_path: str | os.PathLike[str], rows: list[AuditRow]) -> dict[str, int]:
     """Replace ``image_metadata`` (audit rows) in one transaction; return counts per status."""
-    from image_assets.catalog.audit import audit_frame
-
     frame = audit_frame(rows)
     with _connect(db_path) as con:
         con.register("audit", frame)

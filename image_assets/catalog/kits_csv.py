@@ -1,12 +1,17 @@
-"""The kits CSV contract: the one place that knows its columns and cell formats.
+"""The kits CSV contract: the one table that knows its columns, their cells and their types.
 
 ``kits/{manufacturer}_kits.csv``: ``product_id,name,manufacturer,image,images``
 first (the website depends on these), then extra columns (price, currency,
 url, images_failed, and the primary image's ``blurhash`` and ``placeholder``,
-an LQIP data URI). ``image`` is the
-primary image's public_id (empty when none); ``images`` is a JSON array with
-one object per uploaded image. Output is deterministic (sorted rows, sorted
-JSON keys, ``\\n`` line ends) so an unchanged catalog gives byte-identical files.
+an LQIP data URI). ``image`` is the primary image's public_id (empty when
+none); ``images`` is a JSON array with one object per published image.
+
+:data:`KITS_TABLE` defines each column once: how its cell is made from a
+product and its published images, and what type it has in the clean DuckDB
+table. The CSV writer, the contract check and ``clean_kits`` all derive from
+it, so adding a column is one line here. Output is deterministic (sorted rows,
+sorted JSON keys, ``\\n`` line ends) so an unchanged catalog gives
+byte-identical files.
 """
 
 from __future__ import annotations
@@ -15,13 +20,70 @@ import csv
 import io
 import json
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Literal
 
-from image_assets.catalog.records import ImageUpload, Product
+from image_assets.formats import PUBLISHED_FORMATS
+from image_assets.layout import rendition_label
+from image_assets.records import Product, PublishedImage
 
+ColumnType = Literal["key", "text", "json_array", "double", "integer"]
+
+
+@dataclass(frozen=True)
+class ProductFacts:
+    """What a row is made from: one product and its images as the CSV shows them."""
+
+    product: Product
+    images: list[dict]  # the ``images`` JSON objects, in position order
+
+
+@dataclass(frozen=True)
+class KitsColumn:
+    """One CSV column: its name, its type in ``clean_kits``, how its cell is made, and
+    columns ``clean_kits`` derives from it (name -> SQL over the typed value ``{value}``)."""
+
+    name: str
+    type: ColumnType
+    cell: Callable[[ProductFacts], str]
+    derived: tuple[tuple[str, str], ...] = ()
+
+
+def _images_json(facts: ProductFacts) -> str:
+    return json.dumps(facts.images, sort_keys=True, separators=(",", ":"))
+
+
+def _primary(field: str) -> Callable[[ProductFacts], str]:
+    return lambda facts: str(facts.images[0].get(field, "")) if facts.images else ""
+
+
+KITS_TABLE: tuple[KitsColumn, ...] = (
+    KitsColumn("product_id", "key", lambda f: f.product.product_id),
+    KitsColumn("name", "text", lambda f: f.product.name or ""),
+    KitsColumn("manufacturer", "key", lambda f: f.product.manufacturer),
+    KitsColumn("image", "text", _primary("public_id")),
+    KitsColumn(
+        "images",
+        "json_array",
+        _images_json,
+        derived=(
+            ("image_count", "json_array_length({value})"),
+            ("imageSrc", "json_extract_string({value}, '$[0].secure_url')"),
+        ),
+    ),
+    KitsColumn(
+        "price", "double", lambda f: "" if f.product.price is None else f"{f.product.price:.2f}"
+    ),
+    KitsColumn("currency", "text", lambda f: f.product.currency or ""),
+    KitsColumn("url", "text", lambda f: f.product.url or ""),
+    KitsColumn(
+        "images_failed", "integer", lambda f: str(len(f.product.image_urls) - len(f.images))
+    ),
+    KitsColumn("blurhash", "text", _primary("blurhash")),
+    KitsColumn("placeholder", "text", _primary("lqip")),
+)
 CONTRACT_COLUMNS = ("product_id", "name", "manufacturer", "image", "images")
-EXTRA_COLUMNS = ("price", "currency", "url", "images_failed", "blurhash", "placeholder")
-KITS_COLUMNS = CONTRACT_COLUMNS + EXTRA_COLUMNS
 IMAGE_FIELDS = (
     "public_id",
     "storage",
@@ -35,57 +97,47 @@ IMAGE_FIELDS = (
 )
 
 
-def kits_csv_key(manufacturer: str) -> str:
-    return f"kits/{manufacturer}_kits.csv"
+def kits_columns() -> tuple[str, ...]:
+    """The CSV's columns, in order (read from :data:`KITS_TABLE` each time)."""
+    return tuple(column.name for column in KITS_TABLE)
 
 
-def image_entry(upload: ImageUpload) -> dict:
-    """The ``images`` JSON object of one uploaded image."""
-    assert upload.asset is not None
-    asset = upload.asset
+assert kits_columns()[: len(CONTRACT_COLUMNS)] == CONTRACT_COLUMNS, "contract columns come first"
+
+
+def image_entry(published: PublishedImage) -> dict:
+    """The ``images`` JSON object of one published image."""
+    assert published.asset is not None
+    asset = published.asset
     entry = {name: getattr(asset, name) for name in IMAGE_FIELDS}
     if asset.storage == "s3":
         entry["s3_url"] = asset.s3_url or asset.url
-    if upload.renditions:
-        entry["renditions"] = dict(sorted(upload.renditions.items()))
-    if upload.blurhash:
-        entry["blurhash"] = upload.blurhash
-    if upload.lqip:
-        entry["lqip"] = upload.lqip
+    if published.renditions:
+        entry["renditions"] = dict(sorted(published.renditions.items()))
+    if published.blurhash:
+        entry["blurhash"] = published.blurhash
+    if published.lqip:
+        entry["lqip"] = published.lqip
     return entry
 
 
-def build_rows(products: Iterable[Product], uploads: Iterable[ImageUpload]) -> list[dict]:
+def build_rows(products: Iterable[Product], published: Iterable[PublishedImage]) -> list[dict]:
     """One row per product (products without images kept), sorted by product_id."""
-    by_product: dict[str, list[ImageUpload]] = defaultdict(list)
-    for upload in uploads:
-        by_product[upload.product_id].append(upload)
+    by_product: dict[str, list[PublishedImage]] = defaultdict(list)
+    for image in published:
+        by_product[image.product_id].append(image)
     rows = []
     for product in sorted(products, key=lambda p: p.product_id):
-        ups = sorted(by_product.get(product.product_id, []), key=lambda u: u.position)
-        ok = [u for u in ups if u.status != "failed" and u.asset is not None]
-        entries = [image_entry(u) for u in ok]
-        rows.append(
-            {
-                "product_id": product.product_id,
-                "name": product.name or "",
-                "manufacturer": product.manufacturer,
-                "image": entries[0]["public_id"] if entries else "",
-                "images": json.dumps(entries, sort_keys=True, separators=(",", ":")),
-                "price": "" if product.price is None else f"{product.price:.2f}",
-                "currency": product.currency or "",
-                "url": product.url or "",
-                "images_failed": str(len(product.image_urls) - len(ok)),
-                "blurhash": entries[0].get("blurhash", "") if entries else "",
-                "placeholder": entries[0].get("lqip", "") if entries else "",
-            }
-        )
+        images = sorted(by_product.get(product.product_id, []), key=lambda i: i.position)
+        entries = [image_entry(i) for i in images if i.status != "failed" and i.asset is not None]
+        facts = ProductFacts(product, entries)
+        rows.append({column.name: column.cell(facts) for column in KITS_TABLE})
     return rows
 
 
 def render_csv(rows: list[dict]) -> bytes:
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=KITS_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=kits_columns(), lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     return buf.getvalue().encode("utf-8")
@@ -112,23 +164,25 @@ def parse_csv(data: bytes) -> list[dict]:
     return rows
 
 
-def preview_markdown(rows: list[dict], uploads: list[ImageUpload], limit: int = 25) -> str:
-    """A markdown table of the first products (name, link, thumbnail, status) for the UI."""
+def preview_markdown(
+    rows: list[dict], published: list[PublishedImage], thumbnail: str, limit: int = 25
+) -> str:
+    """A markdown table of the first products (name, link, thumbnail, status) for the UI.
+
+    ``thumbnail`` names the rendition shown (the rendition config's ``preview``).
+    """
     failed: dict[str, list[str]] = defaultdict(list)
-    for upload in uploads:
-        if upload.status == "failed":
-            failed[upload.product_id].append((upload.reason or "failed").split(":", 1)[0])
+    for image in published:
+        if image.status == "failed":
+            failed[image.product_id].append(_short(image.reason or "failed"))
+    labels = [rendition_label(thumbnail, fmt) for fmt in PUBLISHED_FORMATS]
     lines = ["| product | name | page | thumbnail | status |", "|---|---|---|---|---|"]
     for row in rows[:limit]:
         images = json.loads(row["images"])
         thumb = ""
         if images:
             renditions = images[0].get("renditions") or {}
-            url = (
-                renditions.get("thumb_300.webp")
-                or renditions.get("thumb_300.jpeg")
-                or images[0]["secure_url"]
-            )
+            url = next((renditions[k] for k in labels if k in renditions), images[0]["secure_url"])
             thumb = f"[thumbnail]({url})"
         page = f"[page]({row['url']})" if row["url"] else ""
         problems = failed.get(row["product_id"], [])
@@ -140,6 +194,11 @@ def preview_markdown(rows: list[dict], uploads: list[ImageUpload], limit: int = 
     return "\n".join(lines)
 
 
+def _short(text: str, width: int = 60) -> str:
+    text = text.replace("|", "\\|").replace("\n", " ")
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def contract_problems(data: bytes) -> str | None:
     """Why ``data`` breaks the kits CSV contract (exact columns, JSON images), or None."""
     try:
@@ -147,6 +206,6 @@ def contract_problems(data: bytes) -> str | None:
         parse_csv(data)
     except (KitsCsvError, UnicodeDecodeError) as exc:
         return str(exc)
-    if header != KITS_COLUMNS:
-        return f"columns {header} differ from {KITS_COLUMNS}"
+    if header != kits_columns():
+        return f"columns {header} differ from {kits_columns()}"
     return None

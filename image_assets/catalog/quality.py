@@ -7,11 +7,26 @@ and the checks stay one line of glue each.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
-from image_assets.catalog.records import ImageRecord, ImageUpload, Product
-from image_assets.scraping.registry import CheckThresholds
+from pydantic import BaseModel, ConfigDict, Field
+
+from image_assets.layout import sanitize_id
+from image_assets.records import ImageRecord, Product, PublishedImage
+
+
+class CheckThresholds(BaseModel):
+    """When the checks fail for a vendor (the registry's ``checks:`` overrides them)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_count_drop: float = Field(default=0.5, ge=0, le=1)
+    max_missing_name_share: float = Field(default=0.1, ge=0, le=1)
+    max_missing_image_share: float = Field(default=0.5, ge=0, le=1)
+    max_image_failure_share: float = Field(default=0.5, ge=0, le=1)
 
 
 @dataclass
@@ -96,8 +111,6 @@ def quota_verdict(percentages: dict[str, float]) -> tuple[str, str]:
 
 def required_fields(products: list[Product], manufacturer: str) -> Verdict:
     """Every product has a safe id, this manufacturer, and an http(s) product URL or none."""
-    from image_assets.scraping.identity import sanitize_id
-
     bad: list[str] = []
     for p in products:
         if not p.product_id or sanitize_id(p.product_id) != p.product_id:
@@ -121,26 +134,26 @@ def image_failure_share(images: list[ImageRecord], max_share: float) -> Verdict:
     )
 
 
-def cdn_urls(uploads: list[ImageUpload], file_exists=None) -> Verdict:
+def cdn_urls(
+    published: list[PublishedImage], file_exists: Callable[[str], bool] | None = None
+) -> Verdict:
     """Every published URL is well-formed; for ``file://`` URLs (the local CDN) the file exists."""
-    from pathlib import Path
-    from urllib.parse import unquote
-
+    exists = file_exists or (lambda path: Path(path).is_file())
     bad: list[str] = []
-    for upload in uploads:
-        if upload.asset is None:
+    for image in published:
+        if image.asset is None:
             continue
-        for url in [upload.asset.url, upload.asset.secure_url, *upload.renditions.values()]:
+        for url in [image.asset.url, image.asset.secure_url, *image.renditions.values()]:
             parts = urlsplit(url)
             if parts.scheme in ("http", "https") and parts.netloc:
                 continue
             if parts.scheme == "file" and parts.path:
-                if (file_exists or (lambda p: Path(p).is_file()))(unquote(parts.path)):
+                if exists(unquote(parts.path)):
                     continue
-                bad.append(f"{upload.product_id}: missing file {url}")
+                bad.append(f"{image.product_id}: missing file {url}")
                 continue
-            bad.append(f"{upload.product_id}: malformed URL {url!r}")
-    checked = sum(1 for u in uploads if u.asset is not None)
+            bad.append(f"{image.product_id}: malformed URL {url!r}")
+    checked = sum(1 for i in published if i.asset is not None)
     return Verdict(
         not bad,
         "; ".join(bad[:10]) or f"{checked} published images have valid URLs",

@@ -1,7 +1,7 @@
 """The CDN backend interface.
 
 A backend publishes bytes under a ``public_id`` (``kits/estes/1234``) and
-answers with a :class:`~image_assets.catalog.records.CdnAsset`. ``lookup``
+answers with a :class:`~image_assets.records.CdnAsset`. ``lookup``
 lets callers skip uploads of bytes the CDN already holds (same sha256).
 Backends that transform on delivery (Cloudinary) need only the master;
 the others also receive the pre-made renditions.
@@ -11,11 +11,20 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from image_assets.catalog.records import CdnAsset
+from image_assets.failures import FailureKind
+from image_assets.records import CdnAsset
 
 
 class CdnError(RuntimeError):
-    """An upload or delete failed; the message never contains credentials."""
+    """An upload, lookup or delete failed; the message never contains credentials.
+
+    ``kind`` tells a refusal that retrying cannot fix (``CDN_AUTH``,
+    ``CDN_REJECTED``) from one that a later run may get past (``CDN_TRANSIENT``).
+    """
+
+    def __init__(self, message: str, kind: FailureKind = FailureKind.CDN_REJECTED):
+        super().__init__(message)
+        self.kind = kind
 
 
 @runtime_checkable

@@ -1,20 +1,20 @@
 """The `cloudinary` CDN backend, through the official SDK.
 
-Uploads follow the seed: ``folder=kits/{manufacturer}``, ``public_id`` from the
-product id, ``overwrite``, ``invalidate``, ``resource_type="image"``; the sha256
-of the bytes travels in the asset's context so a re-run can skip unchanged
-images with one Admin API lookup. Delivery URLs (``f_auto,q_auto``, sizes and
-crops) are built by the SDK. Transient failures (429, 5xx, network) are
-retried with backoff; after a timeout the asset is looked up before uploading
-again, so a slow success is never uploaded twice. Error messages are scrubbed
-of credentials.
+Uploads use ``folder=kits/{manufacturer}``, ``public_id`` from the product id,
+``overwrite``, ``invalidate``, ``resource_type="image"``; the sha256 of the
+bytes travels in the asset's context so a re-run can skip unchanged images with
+one Admin API lookup. Delivery URLs (``f_auto,q_auto``, sizes and crops) are
+built by the SDK. Transient failures (rate limits, 5xx, network) are retried
+through the shared retry helper; after a network failure (a timeout, say) the
+asset is looked up before uploading again, so a slow success is never uploaded
+twice. Error messages are scrubbed of credentials.
 """
 
 from __future__ import annotations
 
 import io
 import logging
-import random
+import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -23,25 +23,46 @@ import cloudinary.api
 import cloudinary.uploader
 import cloudinary.utils
 from cloudinary import exceptions as cx
+from urllib3.exceptions import HTTPError as Urllib3Error
 
-from image_assets.catalog.records import CdnAsset
 from image_assets.cdn.base import CdnError
 from image_assets.cdn.credentials import CloudinaryCredentials
-from image_assets.imaging.renditions import EXTENSIONS
+from image_assets.failures import FailureKind
+from image_assets.formats import extension, image_format
+from image_assets.layout import split_public_id
+from image_assets.records import CdnAsset
+from image_assets.retry import Backoff, RetriesExhausted, Transient, call_with_retries
 from image_assets.storage.base import validate_key
 
 log = logging.getLogger(__name__)
-_TRANSIENT = (cx.RateLimited, cx.GeneralError)
+
+
+def classify(exc: BaseException) -> FailureKind:
+    """The failure kind of an SDK exception, by type (never by message text).
+
+    The SDK maps HTTP statuses to exception classes (420/429 ``RateLimited``,
+    500/503 ``GeneralError``, 401 ``AuthorizationRequired``); network errors
+    and unparsable answers (a proxy's error page) come as a plain ``Error``
+    raised while handling the original exception, which stays in
+    ``__context__``.
+    """
+    if isinstance(exc, cx.AuthorizationRequired):
+        return FailureKind.CDN_AUTH
+    if isinstance(exc, cx.RateLimited | cx.GeneralError):
+        return FailureKind.CDN_TRANSIENT
+    if is_network_error(exc) or isinstance(exc.__context__, ValueError):
+        return FailureKind.CDN_TRANSIENT
+    return FailureKind.CDN_REJECTED
+
+
+def is_network_error(exc: BaseException) -> bool:
+    """Whether the request may have reached Cloudinary without an answer coming back."""
+    return isinstance(exc.__context__, Urllib3Error | socket.timeout | OSError)
 
 
 def split_folder(public_id: str) -> tuple[str | None, str]:
-    """``kits/estes/est0001/2`` -> (``kits/estes``, ``est0001/2``): the seed's folder layout."""
-    parts = validate_key(public_id).split("/")
-    if len(parts) >= 3:
-        return "/".join(parts[:2]), "/".join(parts[2:])
-    if len(parts) == 2:
-        return parts[0], parts[1]
-    return None, public_id
+    """``kits/estes/est0001/2`` -> (``kits/estes``, ``est0001/2``)."""
+    return split_public_id(validate_key(public_id))
 
 
 class CloudinaryCdn:
@@ -61,8 +82,7 @@ class CloudinaryCdn:
         self.credentials = credentials
         self.upload_prefix = upload_prefix
         self.timeout = timeout
-        self.max_retries = max_retries
-        self.backoff = backoff
+        self.backoff = Backoff(max_retries=max_retries, base=backoff)
         self._sleep = sleep
 
     def __repr__(self) -> str:
@@ -80,9 +100,9 @@ class CloudinaryCdn:
             options["upload_prefix"] = self.upload_prefix
         return options
 
-    def _error(self, action: str, exc: BaseException) -> CdnError:
+    def _error(self, action: str, exc: BaseException, kind: FailureKind | None = None) -> CdnError:
         message = self.credentials.scrub(f"{type(exc).__name__}: {exc}")
-        return CdnError(f"Cloudinary {action} failed: {message}")
+        return CdnError(f"Cloudinary {action} failed: {message}", kind or classify(exc))
 
     def upload(
         self,
@@ -95,13 +115,18 @@ class CloudinaryCdn:
         height: int | None = None,
     ) -> CdnAsset:
         folder, name = split_folder(public_id)
-        attempt = 0
-        while True:
-            attempt += 1
+        previous_network_error = False
+
+        def attempt(number: int) -> CdnAsset:
+            nonlocal previous_network_error
+            if previous_network_error:  # a slow upload may still succeed: do not send it twice
+                landed = self._landed(public_id, sha256)
+                if landed is not None:
+                    return landed
             try:
                 result = cloudinary.uploader.upload(
                     io.BytesIO(data),
-                    filename=f"{name.rsplit('/', 1)[-1]}.{EXTENSIONS.get(format, format)}",
+                    filename=f"{name.rsplit('/', 1)[-1]}.{extension(format)}",
                     folder=folder,
                     public_id=name,
                     use_asset_folder_as_public_id_prefix=True,
@@ -111,35 +136,25 @@ class CloudinaryCdn:
                     context={"sha256": sha256},
                     **self._options(),
                 )
-                return self._asset(result, sha256)
-            except cx.AuthorizationRequired as exc:
-                raise self._error(
-                    "upload", exc
-                ) from None  # wrong credentials: retrying will not help
-            except (*_TRANSIENT, cx.Error) as exc:
-                transient = (
-                    isinstance(exc, _TRANSIENT)
-                    or "Socket error" in str(exc)
-                    or "Unexpected error" in str(exc)
-                )
-                if not transient or attempt > self.max_retries:
-                    raise self._error("upload", exc) from None
-                if "Socket error" in str(exc) or "Unexpected error" in str(exc):
-                    landed = self._landed(public_id, sha256)  # a slow upload may still succeed
-                    if landed is not None:
-                        return landed
-                delay = min(30.0, self.backoff * 2 ** (attempt - 1)) * (1 + random.random() * 0.25)
-                log.info(
-                    "Cloudinary upload of %s: %s; retrying in %.1fs",
-                    public_id,
-                    type(exc).__name__,
-                    delay,
-                )
-                self._sleep(delay)
+            except cx.Error as exc:
+                kind = classify(exc)
+                if kind != FailureKind.CDN_TRANSIENT:
+                    raise self._error("upload", exc, kind) from None
+                previous_network_error = is_network_error(exc)
+                raise Transient(self._error("upload", exc, kind).args[0], kind) from None
+            return self._asset(result, sha256)
+
+        def on_retry(error: Transient, number: int, delay: float) -> None:
+            log.info("Cloudinary upload of %s: %s; retrying in %.1fs", public_id, error, delay)
+
+        try:
+            return call_with_retries(attempt, self.backoff, sleep=self._sleep, on_retry=on_retry)
+        except RetriesExhausted as exc:
+            raise CdnError(str(exc), exc.last.kind) from None
 
     def _landed(self, public_id: str, sha256: str) -> CdnAsset | None:
-        """After a timeout, watch for the slow upload for up to twice the timeout, so it
-        is not sent a second time while the first is still being stored."""
+        """After a network failure, watch for the slow upload for up to twice the timeout,
+        so it is not sent a second time while the first is still being stored."""
         deadline = time.monotonic() + 2 * self.timeout
         while True:
             try:
@@ -197,6 +212,8 @@ class CloudinaryCdn:
         quality: str = "auto",
     ) -> str:
         """A transformation URL built by the SDK, e.g. ``.../f_auto,q_auto,w_300,h_300,c_fill/...``."""
+        if format != "auto":
+            format = image_format(format).cloudinary_name  # jpeg -> jpg
         options: dict[str, Any] = {
             "cloud_name": self.credentials.cloud_name,
             "secure": True,

@@ -1,7 +1,7 @@
 """The `local` CDN: a folder served (or opened) as-is; the embedded default.
 
 Files live at ``{public_id}.{ext}`` under the CDN root and a small JSON record
-per public_id under ``_meta/`` remembers sha256, size and dimensions so a
+per public_id under ``_meta/`` (see ``layout.py``) remembers sha256, size and dimensions so a
 re-run can skip unchanged uploads without reading the image bytes.
 """
 
@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 import time
 
-from image_assets.catalog.records import CdnAsset
 from image_assets.cdn.base import StoredFileDelivery
-from image_assets.imaging.renditions import EXTENSIONS
+from image_assets.layout import cdn_meta_key, cdn_object_key
+from image_assets.records import CdnAsset
 from image_assets.storage import BlobNotFound, LocalBlobStore, validate_key
 
 
@@ -25,7 +25,7 @@ class LocalCdn(StoredFileDelivery):
         self.base_url = (base_url or self.store.root.as_uri()).rstrip("/")
 
     def _meta_key(self, public_id: str) -> str:
-        return f"_meta/{validate_key(public_id)}.json"
+        return cdn_meta_key(validate_key(public_id))
 
     def upload(
         self,
@@ -37,11 +37,10 @@ class LocalCdn(StoredFileDelivery):
         width: int | None = None,
         height: int | None = None,
     ) -> CdnAsset:
-        ext = EXTENSIONS.get(format, format)
-        key = f"{validate_key(public_id)}.{ext}"
+        key = cdn_object_key(validate_key(public_id), format)
         previous = self.lookup(public_id)
         if previous and previous.format != format:
-            self.store.delete(f"{public_id}.{EXTENSIONS.get(previous.format, previous.format)}")
+            self.store.delete(cdn_object_key(public_id, previous.format))
         self.store.put(key, data)
         url = f"{self.base_url}/{key}"
         asset = CdnAsset(
@@ -64,12 +63,11 @@ class LocalCdn(StoredFileDelivery):
             asset = CdnAsset.model_validate(json.loads(self.store.get(self._meta_key(public_id))))
         except (BlobNotFound, ValueError):
             return None
-        ext = EXTENSIONS.get(asset.format, asset.format)
-        return asset if self.store.exists(f"{public_id}.{ext}") else None
+        return asset if self.store.exists(cdn_object_key(public_id, asset.format)) else None
 
     def delete(self, public_id: str) -> bool:
         asset = self.lookup(public_id)
         self.store.delete(self._meta_key(public_id))
         if asset is None:
             return False
-        return self.store.delete(f"{public_id}.{EXTENSIONS.get(asset.format, asset.format)}")
+        return self.store.delete(cdn_object_key(public_id, asset.format))

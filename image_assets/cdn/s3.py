@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from image_assets.catalog.records import CdnAsset
 from image_assets.cdn.base import CdnError, StoredFileDelivery
-from image_assets.imaging.renditions import CONTENT_TYPES, EXTENSIONS
+from image_assets.failures import FailureKind
+from image_assets.formats import PUBLISHED_FORMATS, mime_type
+from image_assets.layout import cdn_object_key
+from image_assets.records import CdnAsset
 from image_assets.storage.base import validate_key
 
 
@@ -38,7 +40,7 @@ class S3Cdn(StoredFileDelivery):
         self.presign_seconds = presign_seconds
 
     def _key(self, public_id: str, fmt: str) -> str:
-        key = f"{validate_key(public_id)}.{EXTENSIONS.get(fmt, fmt)}"
+        key = cdn_object_key(validate_key(public_id), fmt)
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def _urls(self, key: str) -> tuple[str, str]:
@@ -72,13 +74,14 @@ class S3Cdn(StoredFileDelivery):
                 Bucket=self.bucket,
                 Key=key,
                 Body=data,
-                ContentType=CONTENT_TYPES.get(format, "application/octet-stream"),
+                ContentType=mime_type(format),
                 CacheControl=self.cache_control,
                 Metadata=metadata,
             )
         except Exception as exc:
             raise CdnError(
-                f"S3 upload of {public_id} failed: {type(exc).__name__}: {exc}"
+                f"S3 upload of {public_id} failed: {type(exc).__name__}: {exc}",
+                FailureKind.CDN_TRANSIENT,
             ) from None
         url, s3_url = self._urls(key)
         return CdnAsset(
@@ -97,7 +100,7 @@ class S3Cdn(StoredFileDelivery):
         )
 
     def lookup(self, public_id: str, format: str | None = None) -> CdnAsset | None:
-        formats = [format] if format else ["jpeg", "png", "webp", "avif"]
+        formats = [format] if format else list(PUBLISHED_FORMATS)
         for fmt in formats:
             key = self._key(public_id, fmt)
             try:

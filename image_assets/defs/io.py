@@ -1,6 +1,6 @@
 """An IO manager that keeps asset outputs as JSON in the raw blob store.
 
-Outputs are lists of records (see ``catalog/records.py``); JSON keeps them
+Outputs are lists of records (see ``records.py``); JSON keeps them
 readable and diffable, and the atomic blob-store write means a killed run
 never leaves a half-written output for the next step to read.
 """
@@ -10,15 +10,15 @@ import json
 from dagster import ConfigurableIOManager, InputContext, OutputContext, ResourceDependency
 
 from image_assets.defs.resources import StorageResource
+from image_assets.layout import asset_state_key
 
 
 class JsonBlobIOManager(ConfigurableIOManager):
     storage: ResourceDependency[StorageResource]
 
     def _key(self, context: InputContext | OutputContext) -> str:
-        asset = "__".join(context.asset_key.path)
-        partition = context.asset_partition_key if context.has_asset_partitions else "all"
-        return f"state/assets/{asset}/{partition}.json"
+        partition = context.asset_partition_key if context.has_asset_partitions else None
+        return asset_state_key(context.asset_key.path, partition)
 
     def handle_output(self, context: OutputContext, obj: object) -> None:
         key = self._key(context)

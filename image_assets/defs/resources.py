@@ -1,7 +1,6 @@
 """Typed Dagster resources: thin factories for the core's stores, clients and configs.
 
-One environment variable, ``IMAGE_ASSETS_PROFILE``, picks the embedded `local`
-profile or the `aws` profile; see ``definitions.build_resources``.
+Which values they get is the profile's business (``defs/profiles.py``).
 """
 
 import functools
@@ -25,7 +24,8 @@ from image_assets.cdn.credentials import (
 )
 from image_assets.cdn.local import LocalCdn
 from image_assets.cdn.s3 import S3Cdn
-from image_assets.imaging.renditions import RenditionConfig, load_rendition_config
+from image_assets.defs.settings import rendition_config
+from image_assets.imaging.config import RenditionConfig
 from image_assets.scraping.crawl import http_settings_for
 from image_assets.scraping.http import DEFAULT_USER_AGENT, HttpClient, HttpSettings
 from image_assets.scraping.registry import Registry, Vendor, load_registry
@@ -167,13 +167,13 @@ class HttpResource(ConfigurableResource):
 
 
 class RenditionsResource(ConfigurableResource):
-    """The rendition config (YAML); empty path means the bundled ``renditions.yaml``."""
+    """How renditions are made: the code location's rendition config (its fingerprint is
+    the renditions' ``code_version``, see ``settings.rendition_config``) and the workers."""
 
-    path: str = ""
     workers: int = Field(default=0, description="Worker processes for renditions (0: one per CPU).")
 
     def config(self) -> RenditionConfig:
-        return load_rendition_config(self.path or None)
+        return rendition_config()
 
 
 class CatalogResource(ConfigurableResource):

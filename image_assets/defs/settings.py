@@ -7,10 +7,14 @@ defaults otherwise, so `make demo` needs no configuration at all.
 
 from __future__ import annotations
 
+import functools
 import os
+from datetime import timedelta
 from pathlib import Path
 
-from dagster import EnvVar
+from dagster import Backoff, EnvVar, FreshnessPolicy, Jitter, RetryPolicy
+
+from image_assets.imaging.config import RenditionConfig, load_rendition_config
 
 
 def env_or(name: str, default: str) -> str:
@@ -22,13 +26,26 @@ def default_data_dir() -> str:
     return str(Path(os.environ.get("IMAGE_ASSETS_DATA_DIR") or ".data").resolve())
 
 
-def catalog_freshness_policy():
+def rendition_config() -> RenditionConfig:
+    """The rendition config of this code location (``IMAGE_ASSETS_RENDITIONS`` or the
+    bundled file), loaded once per path.
+
+    It is code, not run configuration: its fingerprint is the ``code_version`` of
+    ``image_renditions``, and the runs render with the very config that fingerprint
+    was taken from. Change the file, reload the code location, and the UI marks the
+    renditions stale.
+    """
+    return _load_rendition_config(os.environ.get("IMAGE_ASSETS_RENDITIONS") or "")
+
+
+@functools.cache
+def _load_rendition_config(path: str) -> RenditionConfig:
+    return load_rendition_config(path or None)
+
+
+def catalog_freshness_policy() -> FreshnessPolicy:
     """Catalog assets warn after 26 hours and fail after 36 without a new materialization
     (``IMAGE_ASSETS_FRESHNESS_WARN_HOURS`` / ``_FAIL_HOURS``)."""
-    from datetime import timedelta
-
-    from dagster import FreshnessPolicy
-
     warn = float(os.environ.get("IMAGE_ASSETS_FRESHNESS_WARN_HOURS") or 26)
     fail = float(os.environ.get("IMAGE_ASSETS_FRESHNESS_FAIL_HOURS") or 36)
     if not 0 < warn < fail:
@@ -38,11 +55,9 @@ def catalog_freshness_policy():
     )
 
 
-def network_retry_policy():
+def network_retry_policy() -> RetryPolicy:
     """Retries for assets that talk to other servers; their clients already retry
     requests, so these cover whole-step hiccups (a crashed worker, a storage blip)."""
-    from dagster import Backoff, Jitter, RetryPolicy
-
     return RetryPolicy(
         max_retries=2, delay=5, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS
     )

@@ -17,18 +17,23 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
+from image_assets.failures import FailureKind
+from image_assets.formats import READABLE_PILLOW_FORMATS
+
 # Decoders Pillow may try, by content; MPO (multi-picture JPEG) comes out of the JPEG decoder.
-OPEN_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "AVIF", "TIFF", "BMP")
+OPEN_FORMATS = READABLE_PILLOW_FORMATS
 ALLOWED_FORMATS = frozenset({*OPEN_FORMATS, "MPO"})
 _SRGB = ImageCms.createProfile("sRGB")
 
 
 class ImageRefused(ValueError):
-    """The bytes are not an acceptable image; ``reason`` is one line, safe to record."""
+    """The bytes are not an acceptable image; ``reason`` is one line, safe to record,
+    ``kind`` says which way it failed."""
 
-    def __init__(self, reason: str):
+    def __init__(self, reason: str, kind: FailureKind):
         super().__init__(reason)
         self.reason = reason
+        self.kind = kind
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,7 @@ class ImageInfo:
 
 
 def _sniff_non_image(data: bytes) -> str | None:
+    """Why ``data`` is a markup document rather than an image, or None."""
     head = data[:512].lstrip().lower()
     if head.startswith((b"<!doctype html", b"<html")) or b"<html" in head[:200]:
         return "not an image: an HTML page"
@@ -60,31 +66,34 @@ def _sniff_non_image(data: bytes) -> str | None:
 def probe(data: bytes, limits: DecodeLimits = DecodeLimits()) -> ImageInfo:
     """Identify and size-check an image from its header only (no pixel decode)."""
     if not data:
-        raise ImageRefused("empty file")
+        raise ImageRefused("empty file", FailureKind.EMPTY)
     if len(data) > limits.max_bytes:
-        raise ImageRefused(f"file too large: {len(data)} bytes > {limits.max_bytes}")
+        raise ImageRefused(
+            f"file too large: {len(data)} bytes > {limits.max_bytes}", FailureKind.TOO_LARGE
+        )
     sniffed = _sniff_non_image(data)
     if sniffed:
-        raise ImageRefused(sniffed)
+        raise ImageRefused(sniffed, FailureKind.NOT_AN_IMAGE)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data), formats=OPEN_FORMATS)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageRefused(f"refused decompression bomb: {exc}") from None
+        raise ImageRefused(f"refused decompression bomb: {exc}", FailureKind.BOMB) from None
     except UnidentifiedImageError:
-        raise ImageRefused("not a supported image format") from None
+        raise ImageRefused("not a supported image format", FailureKind.UNSUPPORTED_FORMAT) from None
     except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageRefused(f"unreadable image header: {exc}") from None
+        raise ImageRefused(f"unreadable image header: {exc}", FailureKind.CORRUPT) from None
     width, height = img.size
     if img.format not in ALLOWED_FORMATS:
-        raise ImageRefused(f"format {img.format} is not accepted")
+        raise ImageRefused(f"format {img.format} is not accepted", FailureKind.UNSUPPORTED_FORMAT)
     if width < 1 or height < 1:
-        raise ImageRefused(f"invalid dimensions {width}x{height}")
+        raise ImageRefused(f"invalid dimensions {width}x{height}", FailureKind.CORRUPT)
     if width > limits.max_side or height > limits.max_side or width * height > limits.max_pixels:
         raise ImageRefused(
             f"refused decompression bomb: {width}x{height} exceeds the limit of "
-            f"{limits.max_pixels} pixels / {limits.max_side} px per side"
+            f"{limits.max_pixels} pixels / {limits.max_side} px per side",
+            FailureKind.BOMB,
         )
     try:
         orientation = int(img.getexif().get(0x0112, 1) or 1)
@@ -111,18 +120,25 @@ def check_complete(data: bytes, info: ImageInfo) -> None:
     tail = data.rstrip(b"\x00")[-12:]
     fmt = info.format
     if fmt == "JPEG" and not tail.endswith(b"\xff\xd9"):
-        raise ImageRefused("corrupt or truncated image: JPEG has no end-of-image marker")
+        raise ImageRefused(
+            "corrupt or truncated image: JPEG has no end-of-image marker", FailureKind.CORRUPT
+        )
     if fmt == "PNG":
         if b"IEND" not in tail:
-            raise ImageRefused("corrupt or truncated image: PNG has no IEND chunk")
+            raise ImageRefused(
+                "corrupt or truncated image: PNG has no IEND chunk", FailureKind.CORRUPT
+            )
         try:
             Image.open(io.BytesIO(data), formats=["PNG"]).verify()
         except Exception as exc:
-            raise ImageRefused(f"corrupt or truncated image: {exc}") from None
+            raise ImageRefused(f"corrupt or truncated image: {exc}", FailureKind.CORRUPT) from None
     if fmt == "GIF" and not tail.endswith(b"\x3b"):
-        raise ImageRefused("corrupt or truncated image: GIF has no trailer")
+        raise ImageRefused("corrupt or truncated image: GIF has no trailer", FailureKind.CORRUPT)
     if fmt == "WEBP" and len(data) < int.from_bytes(data[4:8], "little") + 8:
-        raise ImageRefused("corrupt or truncated image: WebP is shorter than its header says")
+        raise ImageRefused(
+            "corrupt or truncated image: WebP is shorter than its header says",
+            FailureKind.CORRUPT,
+        )
 
 
 def oriented_size(info: ImageInfo) -> tuple[int, int]:
@@ -159,9 +175,9 @@ def decode(
     except ImageRefused:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageRefused(f"refused decompression bomb: {exc}") from None
+        raise ImageRefused(f"refused decompression bomb: {exc}", FailureKind.BOMB) from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ImageRefused(f"corrupt or truncated image: {exc}") from None
+        raise ImageRefused(f"corrupt or truncated image: {exc}", FailureKind.CORRUPT) from None
     return normalize(img), info
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
+from image_assets.imaging.config import RenditionConfig, RenditionSpec
 from image_assets.imaging.decode import (
     DecodeLimits,
     ImageInfo,
@@ -27,15 +28,9 @@ from image_assets.imaging.decode import (
     oriented_size,
     probe,
 )
+from image_assets.imaging.encoding import encode, fit_encoder
+from image_assets.imaging.geometry import render, required_source_size
 from image_assets.imaging.placeholders import blurhash_of, lqip_data_uri
-from image_assets.imaging.renditions import (
-    RenditionConfig,
-    RenditionSpec,
-    encode,
-    fit_encoder,
-    render,
-    required_source_size,
-)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,8 @@ import io
 import blurhash
 from PIL import Image, ImageFilter
 
-from image_assets.imaging.renditions import PlaceholderSpec, flatten
+from image_assets.imaging.config import PlaceholderSpec
+from image_assets.imaging.encoding import flatten
 
 
 def lqip_data_uri(img: Image.Image, spec: PlaceholderSpec, background: str) -> str:

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from image_assets.catalog.records import PageRecord, Product
+from image_assets.failures import FailureKind
+from image_assets.layout import http_cache_key, page_key
+from image_assets.records import PageRecord, Product
 from image_assets.scraping.cache import ValidatorCache
 from image_assets.scraping.extractors import (
     discover_links,
@@ -50,23 +53,36 @@ def http_settings_for(vendor: Vendor, base: HttpSettings | None = None) -> HttpS
     )
 
 
-def url_key(url: str) -> str:
-    return hashlib.sha256(url.encode()).hexdigest()[:32]
-
-
-@dataclass
+@dataclass(frozen=True)
 class CrawlStats:
+    """Counts over the pages a crawl returned (computed from the records, never kept
+    in counters that threads share)."""
+
     fetched: int = 0
     not_modified: int = 0
     failed: int = 0
     refused: int = 0
     bytes_fetched: int = 0
 
+    @classmethod
+    def of(cls, pages: list[PageRecord]) -> CrawlStats:
+        by_status = Counter(p.status for p in pages)
+        return cls(
+            fetched=by_status["fetched"],
+            not_modified=by_status["not_modified"],
+            failed=by_status["failed"],
+            refused=by_status["refused"],
+            bytes_fetched=sum(p.bytes_fetched for p in pages),
+        )
+
 
 @dataclass
 class CrawlResult:
     pages: list[PageRecord] = field(default_factory=list)
-    stats: CrawlStats = field(default_factory=CrawlStats)
+
+    @property
+    def stats(self) -> CrawlStats:
+        return CrawlStats.of(self.pages)
 
 
 class _PageFetcher:
@@ -74,23 +90,25 @@ class _PageFetcher:
 
     def __init__(self, vendor: Vendor, client: HttpClient, store: BlobStore, cache: ValidatorCache):
         self.vendor, self.client, self.store, self.cache = vendor, client, store, cache
-        self.stats = CrawlStats()
 
     def fetch(self, url: str, role: str) -> tuple[PageRecord, bytes | None]:
-        ext = "json" if role == "api" else "html"
-        key = f"pages/{self.vendor.key}/{url_key(url)}.{ext}"
+        key = page_key(self.vendor.key, url, role)
         cached = self.cache.get(url)
         validators = self.cache.validators(url) if cached and self.store.exists(key) else None
         try:
             result = self.client.fetch(url, validators)
-        except RefusedURL as exc:
-            self.stats.refused += 1
-            return PageRecord(url=url, role=role, status="refused", reason=exc.reason), None
         except FetchError as exc:
-            self.stats.failed += 1
-            return PageRecord(url=url, role=role, status="failed", reason=exc.reason), None
+            status = "refused" if isinstance(exc, RefusedURL) else "failed"
+            record = PageRecord(
+                url=url,
+                role=role,
+                status=status,
+                reason=exc.reason,
+                failure=exc.kind,
+                http_status=exc.status_code,
+            )
+            return record, None
         if result.not_modified and cached:
-            self.stats.not_modified += 1
             body = self.store.get(key)
             return (
                 PageRecord(
@@ -105,8 +123,6 @@ class _PageFetcher:
             )
         body = result.content
         sha = hashlib.sha256(body).hexdigest()
-        self.stats.fetched += 1
-        self.stats.bytes_fetched += len(body)
         if not cached or cached.get("sha256") != sha or not self.store.exists(key):
             self.store.put(key, body, result.content_type)
         self.cache.put(
@@ -123,6 +139,7 @@ class _PageFetcher:
             sha256=sha,
             content_type=result.content_type,
             status="fetched",
+            bytes_fetched=len(body),
         )
         return record, body
 
@@ -138,7 +155,7 @@ def crawl_vendor(
     Individual product pages that fail are recorded with their reason and the
     crawl goes on; only a catalog whose first listing page fails is fatal.
     """
-    cache = ValidatorCache(store, f"state/http_cache/{vendor.key}/pages.json")
+    cache = ValidatorCache(store, http_cache_key(vendor.key, "pages"))
     fetcher = _PageFetcher(vendor, client, store, cache)
     say = progress or (lambda msg: log.info(msg))
     catalog = vendor.catalog
@@ -149,7 +166,7 @@ def crawl_vendor(
             pages = _crawl_listing(vendor, catalog, fetcher, client, say)
     finally:
         cache.save()
-    return CrawlResult(pages=pages, stats=fetcher.stats)
+    return CrawlResult(pages=pages)
 
 
 def _fail_if_first(vendor: Vendor, record: PageRecord) -> None:
@@ -176,7 +193,8 @@ def _crawl_shopify(
         except ValueError as exc:
             if page == 1:
                 raise CatalogUnavailable(f"catalog of vendor {vendor.key!r}: {exc}") from None
-            pages.append(record.model_copy(update={"status": "failed", "reason": str(exc)}))
+            failed = {"status": "failed", "reason": str(exc), "failure": FailureKind.UNPARSABLE}
+            pages.append(record.model_copy(update=failed))
             break
         if count == 0:
             break  # the empty page that ends the listing is not kept
@@ -224,7 +242,7 @@ def _crawl_listing(
         if first:
             _fail_if_first(vendor, record)
             first = False
-        if body is None and number is not None and record.reason == "HTTP 404":
+        if body is None and number is not None and record.http_status == 404:
             continue  # paginating by parameter ran past the last page
         pages.append(record)
         if body is None:

@@ -17,7 +17,7 @@ from urllib.parse import urljoin, urlsplit
 
 from bs4 import BeautifulSoup, Tag
 
-from image_assets.catalog.records import Product, Variant
+from image_assets.records import Product, Variant
 from image_assets.scraping.identity import product_id_for
 from image_assets.scraping.registry import CssCatalog, FieldSelector
 

@@ -7,14 +7,15 @@ hostile URLs (http/https only, no private or link-local targets unless a vendor
 allows them, re-checked on every redirect, bounded redirects and body size).
 
 Every failure surfaces as :class:`FetchError` with a short ``reason`` that is
-recorded on the page or product; callers never see raw httpx exceptions.
+recorded on the page or product and a :class:`~image_assets.failures.FailureKind`;
+callers never see raw httpx exceptions. Retries go through the shared helper
+(``image_assets/retry.py``).
 """
 
 from __future__ import annotations
 
 import email.utils
 import ipaddress
-import random
 import socket
 import threading
 import time
@@ -27,6 +28,8 @@ import httpx
 from protego import Protego
 
 from image_assets import __version__
+from image_assets.failures import FailureKind
+from image_assets.retry import Backoff, RetriesExhausted, Transient, call_with_retries
 
 DEFAULT_USER_AGENT = (
     f"image-assets/{__version__} (+https://github.com/image-assets/image-assets; catalog image bot)"
@@ -38,15 +41,26 @@ REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 class FetchError(Exception):
     """A URL could not be fetched; ``reason`` is short and safe to record."""
 
-    def __init__(self, url: str, reason: str, status_code: int | None = None):
+    def __init__(self, url: str, reason: str, kind: FailureKind, status_code: int | None = None):
         super().__init__(f"{reason} ({url})")
         self.url = url
         self.reason = reason
+        self.kind = kind
         self.status_code = status_code
 
 
 class RefusedURL(FetchError):
     """The URL was refused before any request: bad scheme, private address, robots.txt."""
+
+    def __init__(self, url: str, reason: str, kind: FailureKind = FailureKind.REFUSED_URL):
+        super().__init__(url, reason, kind)
+
+
+class AddressRefused(httpcore.ConnectError):
+    """The connect-time guard refused the address a host name resolved to.
+
+    httpx wraps it in its own ``ConnectError`` and keeps it as ``__cause__``.
+    """
 
 
 @dataclass(frozen=True)
@@ -124,7 +138,9 @@ def resolve_allowed(
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
-        raise FetchError(url or host, f"cannot resolve host {host}: {exc}") from None
+        raise FetchError(
+            url or host, f"cannot resolve host {host}: {exc}", FailureKind.DNS
+        ) from None
     networks = [ipaddress.ip_network(n, strict=False) for n in allowed_private_networks]
     addresses = []
     for info in infos:
@@ -158,6 +174,8 @@ class _GuardedBackend(httpcore.SyncBackend):
     def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):  # type: ignore[no-untyped-def]
         try:
             address = resolve_allowed(host, port, self.allowed)[0]
+        except RefusedURL as exc:
+            raise AddressRefused(exc.reason) from None
         except FetchError as exc:
             raise httpcore.ConnectError(exc.reason) from None
         return super().connect_tcp(address, port, timeout, local_address, socket_options)
@@ -280,14 +298,16 @@ class HttpClient:
         """
         check_url(url, self.settings.allowed_private_networks)
         if not self.allowed_by_robots(url):
-            raise RefusedURL(url, "disallowed by robots.txt")
+            raise RefusedURL(url, "disallowed by robots.txt", FailureKind.ROBOTS)
         headers = validators.headers() if validators else {}
         result = self._get(url, headers=headers, max_bytes=max_bytes or self.settings.max_bytes)
         if result.status_code == 304:
             result.not_modified = True
             return result
         if result.status_code != 200:
-            raise FetchError(url, f"HTTP {result.status_code}", result.status_code)
+            raise FetchError(
+                url, f"HTTP {result.status_code}", FailureKind.HTTP_STATUS, result.status_code
+            )
         return result
 
     def _get(self, url: str, headers: dict[str, str], max_bytes: int) -> FetchResult:
@@ -298,22 +318,24 @@ class HttpClient:
             result = self._get_with_retries(current, headers, max_bytes)
             if result.status_code in REDIRECT_STATUSES:
                 if not result.location:
-                    raise FetchError(url, f"HTTP {result.status_code} without Location")
+                    raise FetchError(
+                        url, f"HTTP {result.status_code} without Location", FailureKind.REDIRECTS
+                    )
                 current = urljoin(current, result.location)
                 check_url(current, s.allowed_private_networks)
                 continue
             result.url = url
             result.final_url = current
             return result
-        raise FetchError(url, f"too many redirects (more than {s.max_redirects})")
+        raise FetchError(
+            url, f"too many redirects (more than {s.max_redirects})", FailureKind.REDIRECTS
+        )
 
     def _get_with_retries(self, url: str, headers: dict[str, str], max_bytes: int) -> FetchResult:
         s = self.settings
         state = self._host(url)
-        attempt = 0
-        while True:
-            attempt += 1
-            wait: float | None = None
+
+        def attempt(number: int) -> FetchResult:
             try:
                 with state.semaphore:
                     if s.requests_per_second:
@@ -321,38 +343,52 @@ class HttpClient:
                         if delay > 0:
                             self._sleep(delay)
                     result = self._get_once(url, headers, max_bytes)
-                result.attempts = attempt
-                if result.status_code not in RETRY_STATUSES:
-                    return result
-                wait = retry_after_seconds(result.retry_after)
-                reason = f"HTTP {result.status_code}"
-                status: int | None = result.status_code
             except httpx.TimeoutException:
-                reason, status = "timed out", None
+                raise Transient("timed out", FailureKind.TIMEOUT) from None
             except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
-                reason, status = f"connection broken: {type(exc).__name__}", None
+                raise Transient(
+                    f"connection broken: {type(exc).__name__}", FailureKind.CONNECTION
+                ) from None
             except httpx.ConnectError as exc:
-                if str(exc).startswith("refused "):  # the connect-time address guard
-                    raise RefusedURL(url, str(exc)) from None
-                reason, status = "connection refused or unreachable", None
-            if attempt > s.max_retries:
-                raise FetchError(url, f"{reason} after {attempt} attempts", status)
-            backoff = min(s.backoff_max, s.backoff_base * 2 ** (attempt - 1))
-            delay = min(s.backoff_max, wait) if wait is not None else backoff
-            self._sleep(delay * (1 + random.random() * 0.25) if wait is None else delay)
+                if isinstance(exc.__cause__, AddressRefused):  # the connect-time address guard
+                    raise RefusedURL(url, str(exc.__cause__)) from None
+                raise Transient(
+                    "connection refused or unreachable", FailureKind.CONNECTION
+                ) from None
+            result.attempts = number
+            if result.status_code in RETRY_STATUSES:
+                raise Transient(
+                    f"HTTP {result.status_code}",
+                    FailureKind.HTTP_STATUS,
+                    wait=retry_after_seconds(result.retry_after),
+                    status_code=result.status_code,
+                )
+            return result
+
+        backoff = Backoff(max_retries=s.max_retries, base=s.backoff_base, maximum=s.backoff_max)
+        try:
+            return call_with_retries(attempt, backoff, sleep=self._sleep)
+        except RetriesExhausted as exc:
+            raise FetchError(url, str(exc), exc.last.kind, exc.last.status_code) from None
 
     def _get_once(self, url: str, headers: dict[str, str], max_bytes: int) -> FetchResult:
         with self._client.stream("GET", url, headers=headers) as response:
             declared = response.headers.get("Content-Length")
             if declared and declared.isdigit() and int(declared) > max_bytes:
-                raise FetchError(url, f"response too large ({declared} bytes > {max_bytes})")
+                raise FetchError(
+                    url,
+                    f"response too large ({declared} bytes > {max_bytes})",
+                    FailureKind.TOO_LARGE,
+                )
             chunks: list[bytes] = []
             size = 0
             if response.status_code == 200:
                 for chunk in response.iter_bytes():
                     size += len(chunk)
                     if size > max_bytes:
-                        raise FetchError(url, f"response too large (> {max_bytes} bytes)")
+                        raise FetchError(
+                            url, f"response too large (> {max_bytes} bytes)", FailureKind.TOO_LARGE
+                        )
                     chunks.append(chunk)
             return FetchResult(
                 url=url,

@@ -1,35 +1,16 @@
-"""Stable, safe product ids.
+"""Stable, safe product ids from what a vendor's catalog says about a product.
 
-A product id ends up in blob keys, CDN public_ids and CSV rows, so it must be
-safe everywhere: lowercase ``[a-z0-9._-]``, no leading dot, bounded length.
+A product id ends up in blob keys, CDN public_ids and CSV rows, so it is made
+safe by :func:`image_assets.layout.sanitize_id` (lowercase ``[a-z0-9._-]``, no
+leading dot, bounded length).
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
-import unicodedata
 from urllib.parse import urlsplit
 
-MAX_ID_LENGTH = 64
-_UNSAFE = re.compile(r"[^a-z0-9._-]+")
-_DOTS = re.compile(r"\.{2,}")
-
-
-def sanitize_id(raw: str) -> str:
-    """Map any string to a safe id; returns ``""`` when nothing usable remains.
-
-    Unicode is folded to ASCII where possible, runs of unsafe characters become
-    one ``-``, ``..`` sequences collapse (so no path segment can be ``..``),
-    and over-long ids keep a hash suffix so distinct inputs stay distinct.
-    """
-    text = unicodedata.normalize("NFKD", raw).encode("ascii", "ignore").decode("ascii")
-    text = _UNSAFE.sub("-", text.strip().lower())
-    text = _DOTS.sub(".", text).strip(".-_")
-    if len(text) > MAX_ID_LENGTH:
-        digest = hashlib.sha256(raw.encode()).hexdigest()[:8]
-        text = text[: MAX_ID_LENGTH - 9].rstrip(".-_") + "-" + digest
-    return text
+from image_assets.layout import sanitize_id
 
 
 def product_id_for(sku: str | None, url: str | None) -> str:

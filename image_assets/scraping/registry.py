@@ -19,6 +19,8 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from image_assets.catalog.quality import CheckThresholds
+
 DEFAULT_REGISTRY = "vendors.yaml"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _KEY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
@@ -96,15 +98,6 @@ class HttpPolicy(_Strict):
     requests_per_second: float | None = Field(default=None, gt=0)
     respect_robots: bool = True
     read_timeout: float | None = Field(default=None, gt=0)
-
-
-class CheckThresholds(_Strict):
-    """When the scraper-breakage check fails for this vendor."""
-
-    max_count_drop: float = Field(default=0.5, ge=0, le=1)
-    max_missing_name_share: float = Field(default=0.1, ge=0, le=1)
-    max_missing_image_share: float = Field(default=0.5, ge=0, le=1)
-    max_image_failure_share: float = Field(default=0.5, ge=0, le=1)
 
 
 class Vendor(_Strict):

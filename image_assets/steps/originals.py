@@ -14,7 +14,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from image_assets.catalog.records import ImageRecord, Product
+from image_assets.failures import FailureKind
 from image_assets.imaging.decode import (
     DecodeLimits,
     ImageRefused,
@@ -22,12 +22,24 @@ from image_assets.imaging.decode import (
     oriented_size,
     probe,
 )
+from image_assets.layout import original_key
+from image_assets.progress import ProgressReporter, Say
+from image_assets.records import ImageRecord, Product
 from image_assets.scraping.cache import ValidatorCache
 from image_assets.scraping.http import FetchError, HttpClient
-from image_assets.steps.progress import ProgressReporter, Say
 from image_assets.storage import BlobStore
 
 _FACTS = ("original_key", "original_sha256", "original_bytes", "format", "width", "height")
+
+
+@dataclass(frozen=True)
+class FetchOutcome:
+    """One image's record plus what fetching it cost (for the run's counts)."""
+
+    record: ImageRecord
+    not_modified: bool = False
+    new_original: bool = False
+    bytes_downloaded: int = 0
 
 
 @dataclass
@@ -39,14 +51,23 @@ class OriginalsStats:
     bytes_downloaded: int = 0
     failures: Counter = field(default_factory=Counter)
 
+    @classmethod
+    def of(cls, outcomes: list[FetchOutcome]) -> OriginalsStats:
+        """Counts over the returned outcomes (never from counters threads share)."""
+        records = [o.record for o in outcomes]
+        return cls(
+            downloaded=sum(r.downloaded for r in records),
+            not_modified=sum(o.not_modified for o in outcomes),
+            new_originals=sum(o.new_original for o in outcomes),
+            failed=sum(r.status == "failed" for r in records),
+            bytes_downloaded=sum(o.bytes_downloaded for o in outcomes),
+            failures=failure_counts(records),
+        )
 
-def original_key(sha256: str) -> str:
-    return f"originals/{sha256[:2]}/{sha256}"
 
-
-def failure_kind(reason: str) -> str:
-    """Group reasons for the failure table: ``HTTP 404``, ``corrupt or truncated image``..."""
-    return reason.split(":", 1)[0].split(" after ", 1)[0]
+def failure_counts(records: list) -> Counter:
+    """Failed records grouped by their :class:`FailureKind` (the metadata's table)."""
+    return Counter(str(r.failure or FailureKind.INTERNAL) for r in records if r.status == "failed")
 
 
 def fetch_originals(
@@ -60,34 +81,31 @@ def fetch_originals(
     say: Say = print,
 ) -> tuple[list[ImageRecord], OriginalsStats]:
     """One :class:`ImageRecord` per (product, image URL), in product then position order."""
-    stats = OriginalsStats()
     jobs = [(p.product_id, pos, url) for p in products for pos, url in enumerate(p.image_urls, 1)]
     progress = ProgressReporter(say, "images", len(jobs))
 
-    def one(job: tuple[str, int, str]) -> ImageRecord:
+    def one(job: tuple[str, int, str]) -> FetchOutcome:
         product_id, position, url = job
         try:
-            record = _fetch_one(product_id, position, url, client, store, cache, limits, stats)
+            outcome = _fetch_one(product_id, position, url, client, store, cache, limits)
         except Exception as exc:  # a bug or an odd file must not cost the other images
-            reason = f"internal error: {type(exc).__name__}: {exc}"
-            record = ImageRecord(
-                product_id=product_id,
-                position=position,
-                source_url=url,
-                status="failed",
-                reason=reason,
+            outcome = FetchOutcome(
+                ImageRecord(
+                    product_id=product_id,
+                    position=position,
+                    source_url=url,
+                    status="failed",
+                    reason=f"internal error: {type(exc).__name__}: {exc}",
+                    failure=FailureKind.INTERNAL,
+                )
             )
         progress.advance()
-        return record
+        return outcome
 
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="originals") as pool:
-        records = list(pool.map(one, jobs))
+        outcomes = list(pool.map(one, jobs))
     cache.save()
-    for record in records:
-        if record.status == "failed":
-            stats.failed += 1
-            stats.failures[failure_kind(record.reason or "unknown")] += 1
-    return records, stats
+    return [o.record for o in outcomes], OriginalsStats.of(outcomes)
 
 
 def _fetch_one(
@@ -98,8 +116,7 @@ def _fetch_one(
     store: BlobStore,
     cache: ValidatorCache,
     limits: DecodeLimits,
-    stats: OriginalsStats,
-) -> ImageRecord:
+) -> FetchOutcome:
     base = {"product_id": product_id, "position": position, "source_url": url}
     cached = cache.get(url)
     refused_before = cached.get("refused") if cached else None
@@ -113,27 +130,36 @@ def _fetch_one(
             url, cache.validators(url) if usable else None, max_bytes=limits.max_bytes
         )
     except FetchError as exc:
-        return ImageRecord(**base, status="failed", reason=exc.reason)
+        return FetchOutcome(
+            ImageRecord(**base, status="failed", reason=exc.reason, failure=exc.kind)
+        )
     if result.not_modified and usable:
-        stats.not_modified += 1
         if refused_before:  # the same bytes as last time: refused again without reading them
-            return ImageRecord(**base, status="failed", reason=refused_before)
-        return ImageRecord(**base, status="ok", **{k: usable.get(k) for k in _FACTS})
+            refused = ImageRecord(
+                **base,
+                status="failed",
+                reason=refused_before,
+                failure=cached.get("refused_kind") or FailureKind.CORRUPT,
+            )
+            return FetchOutcome(refused, not_modified=True)
+        ok = ImageRecord(**base, status="ok", **{k: usable.get(k) for k in _FACTS})
+        return FetchOutcome(ok, not_modified=True)
     data = result.content
-    stats.downloaded += 1
-    stats.bytes_downloaded += len(data)
     sha = hashlib.sha256(data).hexdigest()
     validators = {"etag": result.validators.etag, "last_modified": result.validators.last_modified}
     try:
         info = probe(data, limits)
         check_complete(data, info)
     except ImageRefused as exc:
-        cache.put(url, **validators, original_sha256=sha, refused=exc.reason)
-        return ImageRecord(**base, status="failed", reason=exc.reason, downloaded=True)
+        cache.put(url, **validators, original_sha256=sha, refused=exc.reason, refused_kind=exc.kind)
+        refused = ImageRecord(
+            **base, status="failed", reason=exc.reason, failure=exc.kind, downloaded=True
+        )
+        return FetchOutcome(refused, bytes_downloaded=len(data))
     key = original_key(sha)
-    if not store.exists(key):
+    new_original = not store.exists(key)
+    if new_original:
         store.put(key, data)
-        stats.new_originals += 1
     width, height = oriented_size(info)
     facts = {
         "original_key": key,
@@ -144,4 +170,5 @@ def _fetch_one(
         "height": height,
     }
     cache.put(url, **validators, **facts)
-    return ImageRecord(**base, status="ok", downloaded=True, **facts)
+    record = ImageRecord(**base, status="ok", downloaded=True, **facts)
+    return FetchOutcome(record, new_original=new_original, bytes_downloaded=len(data))

@@ -1,11 +1,11 @@
 """Publish each image's master (and, for CDNs that cannot transform, its renditions).
 
-Backends form a fallback chain (Cloudinary, then S3 or local, as in the seed).
-Layout: folder ``kits/{manufacturer}``, public_id from the product id
-(``kits/estes/est0001``), further images ``kits/estes/est0001/2``; renditions
-``{public_id}/{name}-{format}``. An upload is skipped when the backend already
-holds bytes with the same sha256. One failing image never stops the others:
-its reason is recorded and the product keeps an empty image.
+Backends form a fallback chain (Cloudinary, then S3 or local). Layout: folder
+``kits/{manufacturer}``, public_id from the product id (``kits/estes/est0001``),
+further images ``kits/estes/est0001/2``; renditions ``{public_id}/{name}-{format}``
+(see ``layout.py``). A publication is skipped when the backend already holds
+bytes with the same sha256. One failing image never stops the others: its
+reason and failure kind are recorded and the product keeps an empty image.
 """
 
 from __future__ import annotations
@@ -16,13 +16,24 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from image_assets.catalog.records import ImageRecord, ImageRenditions, ImageUpload
-from image_assets.cdn.base import CdnBackend
-from image_assets.steps.originals import failure_kind
-from image_assets.steps.progress import ProgressReporter, Say
+from image_assets.cdn.base import CdnBackend, CdnError
+from image_assets.failures import FailureKind
+from image_assets.layout import public_id, rendition_label, rendition_public_id
+from image_assets.progress import ProgressReporter, Say
+from image_assets.records import ImageRecord, ImageRenditions, PublishedImage
+from image_assets.steps.originals import failure_counts
 from image_assets.storage import BlobStore
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PublishOutcome:
+    """One image's publication plus what it sent (for the run's counts)."""
+
+    published: PublishedImage
+    rendition_uploads: int = 0
+    bytes_uploaded: int = 0
 
 
 @dataclass
@@ -37,10 +48,22 @@ class PublishStats:
     failures: Counter = field(default_factory=Counter)
     by_storage: Counter = field(default_factory=Counter)
 
-
-def public_id_for(manufacturer: str, product_id: str, position: int) -> str:
-    base = f"kits/{manufacturer}/{product_id}"
-    return base if position == 1 else f"{base}/{position}"
+    @classmethod
+    def of(cls, outcomes: list[PublishOutcome], primary: str, duration: float) -> PublishStats:
+        """Counts over the returned outcomes (never from counters threads share)."""
+        published = [o.published for o in outcomes]
+        held = [p.asset.storage for p in published if p.status != "failed" and p.asset]
+        return cls(
+            uploaded=sum(p.status == "uploaded" for p in published),
+            unchanged=sum(p.status == "unchanged" for p in published),
+            failed=sum(p.status == "failed" for p in published),
+            fallback=sum(storage != primary for storage in held),
+            rendition_uploads=sum(o.rendition_uploads for o in outcomes),
+            bytes_uploaded=sum(o.bytes_uploaded for o in outcomes),
+            duration=duration,
+            failures=failure_counts(published),
+            by_storage=Counter(held),
+        )
 
 
 def publish_images(
@@ -52,8 +75,8 @@ def publish_images(
     *,
     workers: int = 8,
     say: Say = print,
-) -> tuple[list[ImageUpload], PublishStats]:
-    """One :class:`ImageUpload` per image record (failed ones included), in input order.
+) -> tuple[list[PublishedImage], PublishStats]:
+    """One :class:`PublishedImage` per image record (failed ones included), in input order.
 
     ``backends`` is the fallback chain (e.g. Cloudinary, then S3): an image is
     ``unchanged`` when any backend already holds its bytes, else it goes to the
@@ -61,56 +84,45 @@ def publish_images(
     """
     if not backends:
         raise ValueError("publish_images needs at least one CDN backend")
-    stats = PublishStats()
     made = {(r.product_id, r.position): r for r in renditions}
     progress = ProgressReporter(say, "uploads", len(images))
 
-    def one(image: ImageRecord) -> ImageUpload:
+    def one(image: ImageRecord) -> PublishOutcome:
         found = made.get((image.product_id, image.position))
-        upload = _publish_one(manufacturer, image, found, store, backends, stats, say)
+        outcome = _publish_one(manufacturer, image, found, store, backends, say)
         progress.advance()
-        return upload
+        return outcome
 
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="publish") as pool:
-        uploads = list(pool.map(one, images))
-    stats.duration = progress.elapsed
-    for upload in uploads:
-        if upload.status == "failed":
-            stats.failed += 1
-            stats.failures[failure_kind(upload.reason or "unknown")] += 1
-            continue
-        stats.uploaded += upload.status == "uploaded"
-        stats.unchanged += upload.status == "unchanged"
-        assert upload.asset is not None
-        stats.by_storage[upload.asset.storage] += 1
-        stats.fallback += upload.asset.storage != backends[0].storage
-    return uploads, stats
+        outcomes = list(pool.map(one, images))
+    stats = PublishStats.of(outcomes, backends[0].storage, progress.elapsed)
+    return [o.published for o in outcomes], stats
 
 
 def _renditions(
-    backend: CdnBackend,
-    store: BlobStore,
-    public_id: str,
-    made: ImageRenditions,
-    stats: PublishStats,
-) -> dict[str, str]:
-    """Rendition URLs: transformation URLs on CDNs that transform on delivery, else the
-    renditions are published beside the master."""
+    backend: CdnBackend, store: BlobStore, image_id: str, made: ImageRenditions
+) -> tuple[dict[str, str], int, int]:
+    """Rendition URLs (label -> URL), and the files and bytes sent for them.
+
+    CDNs that transform on delivery get transformation URLs; the others get the
+    renditions published beside the master.
+    """
     urls: dict[str, str] = {}
     if backend.transforms_on_delivery:
         for rendition in made.renditions:
             boxed = rendition.crop in ("fill", "pad")
-            urls[f"{rendition.name}.{rendition.format}"] = backend.delivery_url(
-                public_id,
+            urls[rendition_label(rendition.name, rendition.format)] = backend.delivery_url(
+                image_id,
                 width=rendition.width,
                 height=rendition.height if boxed else None,
                 crop=rendition.crop,
-                format="jpg" if rendition.format == "jpeg" else rendition.format,
+                format=rendition.format,
                 quality="auto",
             )
-        return urls
+        return urls, 0, 0
+    files = sent = 0
     for rendition in made.renditions:
-        rid = f"{public_id}/{rendition.name}-{rendition.format}"
+        rid = rendition_public_id(image_id, rendition.name, rendition.format)
         held = backend.lookup(rid, rendition.format)
         if held is None or held.sha256 != rendition.sha256:
             held = backend.upload(
@@ -121,10 +133,10 @@ def _renditions(
                 width=rendition.width,
                 height=rendition.height,
             )
-            stats.rendition_uploads += 1
-            stats.bytes_uploaded += rendition.bytes
-        urls[f"{rendition.name}.{rendition.format}"] = held.secure_url
-    return urls
+            files += 1
+            sent += rendition.bytes
+        urls[rendition_label(rendition.name, rendition.format)] = held.secure_url
+    return urls, files, sent
 
 
 def _publish_one(
@@ -133,27 +145,39 @@ def _publish_one(
     made: ImageRenditions | None,
     store: BlobStore,
     backends: Sequence[CdnBackend],
-    stats: PublishStats,
     say: Say,
-) -> ImageUpload:
+) -> PublishOutcome:
     base = {"product_id": image.product_id, "position": image.position}
     if image.status != "ok":
-        return ImageUpload(**base, status="failed", reason=image.reason or "download failed")
+        failed = PublishedImage(
+            **base,
+            status="failed",
+            reason=image.reason or "download failed",
+            failure=image.failure or FailureKind.INTERNAL,
+        )
+        return PublishOutcome(failed)
     if made is None or made.status != "ok" or made.master is None:
-        reason = made.reason if made is not None and made.reason else "no master image was made"
-        return ImageUpload(**base, status="failed", reason=reason)
+        failed = PublishedImage(
+            **base,
+            status="failed",
+            reason=(made.reason if made is not None else None) or "no master image was made",
+            failure=(made.failure if made is not None else None) or FailureKind.NOT_RENDERED,
+        )
+        return PublishOutcome(failed)
     master = made.master
-    public_id = public_id_for(manufacturer, image.product_id, image.position)
+    image_id = public_id(manufacturer, image.product_id, image.position)
     extras = {"lqip": made.lqip, "blurhash": made.blurhash}
     errors: list[str] = []
+    kinds: list[FailureKind] = []
     for backend in backends:  # already there, with these bytes?
         try:
-            held = backend.lookup(public_id, master.format)
+            held = backend.lookup(image_id, master.format)
             if held is not None and held.sha256 == master.sha256:
-                urls = _renditions(backend, store, public_id, made, stats)
-                return ImageUpload(
+                urls, files, sent = _renditions(backend, store, image_id, made)
+                unchanged = PublishedImage(
                     **base, status="unchanged", asset=held, renditions=urls, **extras
                 )
+                return PublishOutcome(unchanged, files, sent)
         except Exception as exc:
             errors.append(f"{backend.storage} lookup: {exc}")
     for backend in backends:
@@ -163,16 +187,25 @@ def _publish_one(
             )
             asset = backend.upload(
                 store.get(master.key),
-                public_id,
+                image_id,
                 format=master.format,
                 sha256=master.sha256,
                 width=master.width,
                 height=master.height,
             )
-            stats.bytes_uploaded += master.bytes
-            urls = _renditions(backend, store, public_id, made, stats)
-            return ImageUpload(**base, status="uploaded", asset=asset, renditions=urls, **extras)
+            urls, files, sent = _renditions(backend, store, image_id, made)
+            uploaded = PublishedImage(
+                **base, status="uploaded", asset=asset, renditions=urls, **extras
+            )
+            return PublishOutcome(uploaded, files, master.bytes + sent)
         except Exception as exc:  # the next backend gets its chance; the reason is kept
-            log.warning("upload of %s to %s failed: %s", public_id, backend.storage, exc)
+            log.warning("upload of %s to %s failed: %s", image_id, backend.storage, exc)
             errors.append(f"{backend.storage}: {exc}")
-    return ImageUpload(**base, status="failed", reason="upload failed: " + "; ".join(errors))
+            kinds.append(exc.kind if isinstance(exc, CdnError) else FailureKind.INTERNAL)
+    failed = PublishedImage(
+        **base,
+        status="failed",
+        reason="upload failed: " + "; ".join(errors),
+        failure=kinds[-1] if kinds else FailureKind.INTERNAL,
+    )
+    return PublishOutcome(failed)

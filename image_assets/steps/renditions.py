@@ -1,6 +1,6 @@
 """Make every output of each original, once per (original, rendition config), in a process pool.
 
-Outputs live at ``renditions/{sha[:2]}/{sha}/{config fingerprint}/`` with an
+Outputs live under ``layout.renditions_prefix(sha, config fingerprint)`` with an
 ``index.json``; when the index exists nothing is decoded or encoded. A changed
 config has a new fingerprint and regenerates from the stored originals without
 downloading anything. Work runs in a pool of worker processes (Pillow work is
@@ -18,11 +18,13 @@ import os
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 
-from image_assets.catalog.records import ImageRecord, ImageRenditions, RenditionFile
+from image_assets.failures import FailureKind
+from image_assets.imaging.config import RenditionConfig
 from image_assets.imaging.decode import ImageRefused
 from image_assets.imaging.pipeline import EncodedRendition, render_all
-from image_assets.imaging.renditions import EXTENSIONS, RenditionConfig
-from image_assets.steps.progress import ProgressReporter, Say
+from image_assets.layout import rendition_file_key, renditions_index_key, renditions_prefix
+from image_assets.progress import ProgressReporter, Say
+from image_assets.records import ImageRecord, ImageRenditions, RenditionFile
 from image_assets.storage import BlobNotFound, BlobStore
 
 
@@ -38,7 +40,7 @@ class RenditionStats:
 
 
 def output_prefix(original_sha256: str, config: RenditionConfig) -> str:
-    return f"renditions/{original_sha256[:2]}/{original_sha256}/{config.fingerprint()}"
+    return renditions_prefix(original_sha256, config.fingerprint())
 
 
 def default_workers() -> int:
@@ -97,7 +99,7 @@ def render_images(
 
 def _existing(store: BlobStore, prefix: str) -> dict | None:
     try:
-        index = json.loads(store.get(f"{prefix}/index.json"))
+        index = json.loads(store.get(renditions_index_key(prefix)))
     except (BlobNotFound, ValueError):
         return None
     files = [index["master"], *index["renditions"]] if index.get("master") else index["renditions"]
@@ -144,20 +146,26 @@ def encode_original(
         result = render_all(store.get(original_key), config)
     except ImageRefused as exc:  # remembered, so a re-run does not decode it again
         index = {"original_sha256": original_sha256, "status": "failed", "reason": exc.reason}
-        index |= {"master": None, "renditions": []}
-        store.put(f"{prefix}/index.json", json.dumps(index, sort_keys=True).encode())
+        index |= {"failure": exc.kind, "master": None, "renditions": []}
+        store.put(renditions_index_key(prefix), json.dumps(index, sort_keys=True).encode())
         return {**base, **index, "encoded": True}
     except BlobNotFound:
-        return {**base, "status": "failed", "reason": "original missing from the image store"}
+        return {
+            **base,
+            "status": "failed",
+            "reason": "original missing from the image store",
+            "failure": FailureKind.MISSING_ORIGINAL,
+        }
     except Exception as exc:  # one odd file must not cost the others
         return {
             **base,
             "status": "failed",
             "reason": f"internal error: {type(exc).__name__}: {exc}",
+            "failure": FailureKind.INTERNAL,
         }
 
     def put(rendition: EncodedRendition) -> dict:
-        key = f"{prefix}/{rendition.name}.{EXTENSIONS[rendition.format]}"
+        key = rendition_file_key(prefix, rendition.name, rendition.format)
         store.put(key, rendition.data)
         return RenditionFile(
             name=rendition.name,
@@ -178,5 +186,5 @@ def encode_original(
         "lqip": result.lqip,
         "blurhash": result.blurhash,
     }
-    store.put(f"{prefix}/index.json", json.dumps(index, sort_keys=True).encode())
+    store.put(renditions_index_key(prefix), json.dumps(index, sort_keys=True).encode())
     return {**base, **index, "encoded": True}

@@ -75,3 +75,11 @@ class BlobStore(Protocol):
     def uri(self, key: str) -> str:
         """A URI a person can use to find the object (``file://`` or ``s3://``)."""
         ...
+
+    def info(self, key: str) -> ObjectInfo:
+        """Last-modified time and size of ``key``, or :class:`BlobNotFound`."""
+        ...
+
+    def list_info(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Like :meth:`list`, with each key's last-modified time and size."""
+        ...

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 
-from image_assets.storage.base import BlobNotFound, validate_key
+from image_assets.storage.base import BlobNotFound, ObjectInfo, validate_key
 
 
 class MemoryBlobStore:
     def __init__(self) -> None:
         self._blobs: dict[str, bytes] = {}
+        self._modified: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def get(self, key: str) -> bytes:
@@ -23,6 +25,7 @@ class MemoryBlobStore:
     def put(self, key: str, data: bytes, content_type: str | None = None) -> None:
         with self._lock:
             self._blobs[validate_key(key)] = bytes(data)
+            self._modified[key] = time.time()
 
     def exists(self, key: str) -> bool:
         with self._lock:
@@ -30,7 +33,8 @@ class MemoryBlobStore:
 
     def delete(self, key: str) -> bool:
         with self._lock:
-            return self._blobs.pop(validate_key(key), None) is not None
+            self._modified.pop(validate_key(key), None)
+            return self._blobs.pop(key, None) is not None
 
     def list(self, prefix: str = "") -> Iterator[str]:
         prefix = prefix.rstrip("/")
@@ -42,3 +46,17 @@ class MemoryBlobStore:
 
     def uri(self, key: str) -> str:
         return f"memory://{validate_key(key)}"
+
+    def info(self, key: str) -> ObjectInfo:
+        with self._lock:
+            try:
+                return ObjectInfo(self._modified[validate_key(key)], key, len(self._blobs[key]))
+            except KeyError:
+                raise BlobNotFound(key) from None
+
+    def list_info(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        for key in self.list(prefix):
+            try:
+                yield self.info(key)
+            except BlobNotFound:
+                continue  # deleted while listing

@@ -1,1 +1,2 @@
-"""Uploads: new images dropped in an incoming folder or bucket (no dagster here)."""
+"""Uploads: files users drop in an incoming folder or bucket, and their lifecycle
+(accept or reject, render, activate, expire). No dagster here."""

@@ -1,4 +1,9 @@
-"""The clean catalog over every manufacturer: one DuckDB writer, never in parallel."""
+"""The tables over every manufacturer and upload: one DuckDB writer, never in parallel.
+
+Only one process may write a DuckDB file, so partitions never touch it: these
+unpartitioned assets rebuild their tables from the kits CSVs and audit rows,
+in the ``duckdb_writer`` pool (limit 1).
+"""
 
 from dagster import (
     AssetExecutionContext,
@@ -8,19 +13,20 @@ from dagster import (
     asset,
 )
 
-from image_assets.catalog.duckdb_catalog import build_catalog
-from image_assets.catalog.kits_csv import kits_csv_key
+from image_assets.catalog.audit import load_audit_rows
+from image_assets.catalog.duckdb_catalog import build_catalog, build_image_metadata
 from image_assets.defs.resources import CatalogResource, StorageResource, VendorRegistryResource
 from image_assets.defs.settings import catalog_freshness_policy
-from image_assets.defs.vendors.assets import kits_csv
+from image_assets.layout import kits_csv_key
 from image_assets.storage import BlobNotFound
 
+GROUP = "catalog"
 DUCKDB_POOL = "duckdb_writer"
 
 
 @asset(
-    deps=[kits_csv],
-    group_name="catalog",
+    deps=["kits_csv"],
+    group_name=GROUP,
     kinds={"duckdb"},
     pool=DUCKDB_POOL,
     freshness_policy=catalog_freshness_policy(),
@@ -56,4 +62,24 @@ def clean_kits(
     )
 
 
-assets = [clean_kits]
+@asset(
+    deps=["upload_renditions", "image_renditions"],
+    group_name=GROUP,
+    kinds={"duckdb"},
+    pool=DUCKDB_POOL,
+    automation_condition=AutomationCondition.eager(),
+    description="DuckDB table image_metadata: one audit row per processed image, uploads and vendor images alike.",
+)
+def image_metadata(storage: StorageResource, catalog: CatalogResource) -> MaterializeResult:
+    rows = load_audit_rows(storage.raw())
+    counts = build_image_metadata(catalog.database, rows)
+    return MaterializeResult(
+        metadata={
+            "rows": len(rows),
+            "rows_by_status": MetadataValue.json(counts),
+            "database": MetadataValue.path(catalog.database),
+        }
+    )
+
+
+assets = [clean_kits, image_metadata]

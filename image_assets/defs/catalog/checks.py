@@ -3,9 +3,10 @@
 import duckdb
 from dagster import AssetCheckResult, asset_check
 
-from image_assets.catalog.kits_csv import kits_csv_key, parse_csv
+from image_assets.catalog.kits_csv import parse_csv
 from image_assets.defs.catalog.assets import clean_kits
 from image_assets.defs.resources import CatalogResource, StorageResource, VendorRegistryResource
+from image_assets.layout import kits_csv_key
 from image_assets.storage import BlobNotFound
 
 

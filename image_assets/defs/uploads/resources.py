@@ -9,9 +9,10 @@ from dagster import ConfigurableResource
 from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
-from image_assets.defs.resources import s3_client_factory
-from image_assets.storage import LocalBlobStore
+from image_assets.defs.resources import StorageResource, s3_client_factory
+from image_assets.storage import BlobStore, LocalBlobStore
 from image_assets.storage.s3 import S3BlobStore
+from image_assets.uploads.lifecycle import UploadStores
 
 
 def upload_sensor_mode() -> str:
@@ -43,23 +44,33 @@ class UploadsResource(ConfigurableResource):
     )
     s3: S3Resource
 
-    def _store(self, local_folder: str, bucket: str, prefix: str):
+    def _store(self, local_folder: str, bucket: str, prefix: str) -> BlobStore:
         if self.kind == "s3":
             return S3BlobStore(s3_client_factory(self.s3), bucket, prefix)
         return LocalBlobStore(Path(self.data_dir) / local_folder)
 
-    def incoming(self):
+    def incoming(self) -> BlobStore:
         return self._store("incoming", self.bucket, self.incoming_prefix)
 
-    def rejected(self):
+    def rejected(self) -> BlobStore:
         return self._store("rejected", self.bucket, self.rejected_prefix)
 
-    def public(self):
+    def public(self) -> BlobStore:
         return self._store(
             f"public/{self.public_prefix}", self.public_bucket or self.bucket, self.public_prefix
         )
 
-    def sqs_client(self):
+    def stores(self, storage: StorageResource) -> UploadStores:
+        """Everything the upload lifecycle reads and writes."""
+        return UploadStores(
+            incoming=self.incoming(),
+            rejected=self.rejected(),
+            public=self.public(),
+            raw=storage.raw(),
+            private=storage.images(),
+        )
+
+    def sqs_client(self):  # type: ignore[no-untyped-def]
         kwargs = {
             k: v
             for k, v in {

@@ -20,8 +20,8 @@ from dagster import (
     sensor,
 )
 
-from image_assets.defs.uploads.assets import uploads_partitions
 from image_assets.defs.uploads.jobs import upload_job
+from image_assets.defs.uploads.partitions import uploads_partitions
 from image_assets.defs.uploads.resources import UploadsResource, upload_sensor_mode
 from image_assets.uploads.events import parse_s3_event
 from image_assets.uploads.keys import partition_key_for

@@ -4,23 +4,14 @@ Assets are thin: load inputs, call one step of the core, return records and
 metadata. Records flow between assets through the JSON IO manager.
 """
 
-import json
 import time
 
 from dagster import AssetExecutionContext, Failure, MetadataValue, Output, asset
 
-from image_assets.catalog.audit import AuditRow
-from image_assets.catalog.kits_csv import build_rows, kits_csv_key, preview_markdown, render_csv
-from image_assets.catalog.records import (
-    ImageRecord,
-    ImageRenditions,
-    ImageUpload,
-    PageRecord,
-    Product,
-)
+from image_assets.catalog.audit import save_vendor_audit_rows, vendor_audit_rows
+from image_assets.catalog.kits_csv import build_rows, preview_markdown, render_csv
 from image_assets.cdn.base import CdnError
 from image_assets.cdn.cloudinary import CloudinaryCdn, quota_percentages
-from image_assets.defs.partitions import manufacturer_partitions
 from image_assets.defs.resources import (
     CdnResource,
     HttpResource,
@@ -28,8 +19,14 @@ from image_assets.defs.resources import (
     StorageResource,
     VendorRegistryResource,
 )
-from image_assets.defs.settings import catalog_freshness_policy, network_retry_policy
-from image_assets.imaging.renditions import load_rendition_config
+from image_assets.defs.settings import (
+    catalog_freshness_policy,
+    network_retry_policy,
+    rendition_config,
+)
+from image_assets.defs.vendors.partitions import manufacturer_partitions
+from image_assets.layout import http_cache_key, kits_csv_key
+from image_assets.records import ImageRecord, ImageRenditions, PageRecord, Product, PublishedImage
 from image_assets.scraping.cache import ValidatorCache
 from image_assets.scraping.crawl import CatalogUnavailable, crawl_vendor, parse_products
 from image_assets.steps.originals import fetch_originals
@@ -43,36 +40,6 @@ COMMON = {
     "group_name": GROUP,
     "io_manager_key": "json_io_manager",
 }
-
-
-def audit_rows(
-    manufacturer: str, images: list[ImageRecord], made: list[ImageRenditions]
-) -> list[AuditRow]:
-    """One ``image_metadata`` row per vendor image, whatever became of it."""
-    by_image = {(r.product_id, r.position): r for r in made}
-    now = time.time()
-    rows = []
-    for image in images:
-        result = by_image.get((image.product_id, image.position))
-        ok = image.status == "ok" and result is not None and result.status == "ok"
-        rows.append(
-            AuditRow(
-                key=f"{manufacturer}/{image.product_id}/{image.position}",
-                source="vendor",
-                manufacturer=manufacturer,
-                original_name=image.source_url,
-                sha256=image.original_sha256,
-                bytes=image.original_bytes,
-                width=image.width,
-                height=image.height,
-                format=image.format,
-                renditions=len(result.renditions) if result else 0,
-                status="processed" if ok else "failed",
-                reason=image.reason or (result.reason if result else None),
-                processed_at=now,
-            )
-        )
-    return rows
 
 
 def _dump(records: list) -> list[dict]:
@@ -158,7 +125,7 @@ def product_images(
 ) -> Output[list[dict]]:
     vendor = registry.load().get(context.partition_key)
     products = [Product.model_validate(p) for p in vendor_products]
-    cache = ValidatorCache(storage.raw(), f"state/http_cache/{vendor.key}/images.json")
+    cache = ValidatorCache(storage.raw(), http_cache_key(vendor.key, "images"))
     with http.client(vendor) as client:
         records, stats = fetch_originals(
             products,
@@ -171,7 +138,7 @@ def product_images(
     for record in records:
         if record.status == "failed":
             context.log.warning(
-                f"image {record.source_url} of {record.product_id}: {record.reason}"
+                f"image {record.source_url} of {record.product_id}: {record.reason} ({record.failure})"
             )
     return Output(
         _dump(records),
@@ -183,7 +150,7 @@ def product_images(
             "images_not_modified": stats.not_modified,
             "new_originals": stats.new_originals,
             "bytes_downloaded": stats.bytes_downloaded,
-            "failures_by_reason": MetadataValue.json(dict(stats.failures)),
+            "failures_by_kind": MetadataValue.json(dict(stats.failures)),
         },
     )
 
@@ -191,7 +158,7 @@ def product_images(
 @asset(
     **COMMON,
     kinds={"pillow"},
-    code_version=load_rendition_config().fingerprint(),
+    code_version=rendition_config().fingerprint(),
     description="One decode per original: the CDN master, thumbnails and responsive sizes "
     "(WebP + JPEG fallback), LQIP and blurhash placeholders.",
 )
@@ -213,11 +180,10 @@ def image_renditions(
     for result in results:
         if result.status == "failed":
             context.log.warning(f"image {result.position} of {result.product_id}: {result.reason}")
-    rows = audit_rows(context.partition_key, images, results)
-    storage.raw().put(
-        f"audit/vendors/{context.partition_key}.json",
-        json.dumps([r.model_dump(mode="json") for r in rows]).encode(),
-        "application/json",
+    save_vendor_audit_rows(
+        storage.raw(),
+        context.partition_key,
+        vendor_audit_rows(context.partition_key, images, results),
     )
     saved = 1 - stats.bytes_out / stats.bytes_in if stats.bytes_in else 0.0
     return Output(
@@ -254,7 +220,7 @@ def cdn_uploads(
     backends, warnings = cdn.chain()
     for warning in warnings:
         context.log.warning(warning)
-    uploads, stats = publish_images(
+    published, stats = publish_images(
         context.partition_key,
         images,
         renditions,
@@ -272,7 +238,7 @@ def cdn_uploads(
         "bytes_uploaded": stats.bytes_uploaded,
         "upload_duration": round(stats.duration, 3),
         "images_by_storage": MetadataValue.json(dict(stats.by_storage)),
-        "failures_by_reason": MetadataValue.json(dict(stats.failures)),
+        "failures_by_kind": MetadataValue.json(dict(stats.failures)),
         "backends": ", ".join(b.storage for b in backends),
     }
     cloudinary = next((b for b in backends if isinstance(b, CloudinaryCdn)), None)
@@ -283,7 +249,7 @@ def cdn_uploads(
             metadata["quota_max_percent"] = max(quota.values(), default=0.0)
         except CdnError as exc:
             context.log.warning(f"Cloudinary usage unavailable: {exc}")
-    return Output(_dump(uploads), metadata=metadata)
+    return Output(_dump(published), metadata=metadata)
 
 
 @asset(
@@ -295,13 +261,14 @@ def cdn_uploads(
 def kits_csv(
     context: AssetExecutionContext,
     storage: StorageResource,
+    renditions_config: RenditionsResource,
     vendor_products: list[dict],
     cdn_uploads: list[dict],
 ) -> Output[None]:
     started = time.monotonic()
     products = [Product.model_validate(p) for p in vendor_products]
-    uploads = [ImageUpload.model_validate(u) for u in cdn_uploads]
-    rows = build_rows(products, uploads)
+    published = [PublishedImage.model_validate(u) for u in cdn_uploads]
+    rows = build_rows(products, published)
     data = render_csv(rows)
     raw = storage.raw()
     key = kits_csv_key(context.partition_key)
@@ -319,12 +286,16 @@ def kits_csv(
             "products": len(rows),
             "products_with_image": with_image,
             "products_without_image": len(rows) - with_image,
-            "images_uploaded": sum(1 for u in uploads if u.status == "uploaded"),
-            "images_failed": sum(1 for u in uploads if u.status == "failed"),
+            "images_uploaded": sum(1 for p in published if p.status == "uploaded"),
+            "images_failed": sum(1 for p in published if p.status == "failed"),
             "changed": changed,
             "bytes": len(data),
             "duration": round(time.monotonic() - started, 3),
-            "preview": MetadataValue.md(preview_markdown(rows, uploads)),
+            "preview": MetadataValue.md(
+                preview_markdown(
+                    rows, published, renditions_config.config().preview_rendition().name
+                )
+            ),
         },
     )
 

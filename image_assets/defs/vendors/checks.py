@@ -15,7 +15,7 @@ from dagster import (
     asset_check,
 )
 
-from image_assets.catalog.kits_csv import contract_problems, kits_csv_key, parse_csv
+from image_assets.catalog.kits_csv import contract_problems, parse_csv
 from image_assets.catalog.quality import (
     cdn_urls,
     duplicate_ids,
@@ -24,10 +24,11 @@ from image_assets.catalog.quality import (
     required_fields,
     scraper_breakage,
 )
-from image_assets.catalog.records import ImageRecord, ImageUpload, Product
-from image_assets.defs.partitions import manufacturer_partitions
 from image_assets.defs.resources import StorageResource, VendorRegistryResource
 from image_assets.defs.vendors.assets import cdn_uploads, kits_csv, product_images, vendor_products
+from image_assets.defs.vendors.partitions import manufacturer_partitions
+from image_assets.layout import kits_csv_key
+from image_assets.records import ImageRecord, Product, PublishedImage
 from image_assets.storage import BlobNotFound
 
 warnings.filterwarnings("ignore", message="Specifying a partitions_def on an AssetCheckSpec")
@@ -164,7 +165,7 @@ def image_failures_under_limit(
     description="Every published URL is well-formed; local CDN files exist.",
 )
 def cdn_urls_valid(cdn_uploads: list[dict]) -> AssetCheckResult:
-    return _result(cdn_urls([ImageUpload.model_validate(u) for u in cdn_uploads]))
+    return _result(cdn_urls([PublishedImage.model_validate(u) for u in cdn_uploads]))
 
 
 @asset_check(

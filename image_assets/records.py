@@ -1,7 +1,11 @@
-"""Records passed between assets; the one place their fields are defined.
+"""The records every part of the platform shares; the one place their fields are defined.
 
-Each asset stores a list of these as JSON (see ``defs/io.py``), so the models
-are plain pydantic with JSON-friendly field types.
+They cross every boundary: assets store lists of them as JSON (``defs/io.py``),
+worker processes return them, the kits CSV and the audit table are built from
+them. Plain pydantic models with JSON-friendly fields.
+
+Vocabulary: a *published image* is an image put on a CDN (the ``cdn_uploads``
+asset); an *upload* is a file a user dropped into the incoming location.
 """
 
 from __future__ import annotations
@@ -9,6 +13,8 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import BaseModel, Field
+
+from image_assets.failures import FailureKind
 
 
 class PageRecord(BaseModel):
@@ -21,6 +27,9 @@ class PageRecord(BaseModel):
     content_type: str | None = None
     status: Literal["fetched", "not_modified", "failed", "refused"]
     reason: str | None = None
+    failure: FailureKind | None = None
+    http_status: int | None = None
+    bytes_fetched: int = 0  # bytes transferred by this fetch (0 when not modified)
 
 
 class Variant(BaseModel):
@@ -49,8 +58,8 @@ class ImageRecord(BaseModel):
     """A downloaded product image: kept privately by content hash, checked from its header.
 
     ``status`` is ``ok`` or ``failed``; a failed image keeps its ``reason`` and
-    the product still flows downstream with an empty image. Pixels are decoded
-    once, later, by the renditions step.
+    ``failure`` kind, and the product still flows downstream with an empty
+    image. Pixels are decoded once, later, by the renditions step.
     """
 
     product_id: str
@@ -58,6 +67,7 @@ class ImageRecord(BaseModel):
     source_url: str
     status: Literal["ok", "failed"]
     reason: str | None = None
+    failure: FailureKind | None = None
     downloaded: bool = False
     original_key: str | None = None
     original_sha256: str | None = None
@@ -88,11 +98,16 @@ class ImageRenditions(BaseModel):
     original_sha256: str
     status: Literal["ok", "failed"] = "ok"
     reason: str | None = None
+    failure: FailureKind | None = None
     encoded: bool = False
     master: RenditionFile | None = None
     renditions: list[RenditionFile] = Field(default_factory=list)
     lqip: str | None = None
     blurhash: str | None = None
+
+    def files(self) -> list[RenditionFile]:
+        """The master (if any) and every rendition."""
+        return [self.master, *self.renditions] if self.master else list(self.renditions)
 
 
 class CdnAsset(BaseModel):
@@ -112,14 +127,59 @@ class CdnAsset(BaseModel):
     s3_url: str | None = None
 
 
-class ImageUpload(BaseModel):
+class PublishedImage(BaseModel):
     """The outcome of publishing one product image (and its renditions) to the CDN."""
 
     product_id: str
     position: int
     status: Literal["uploaded", "unchanged", "failed"]
     reason: str | None = None
+    failure: FailureKind | None = None
     asset: CdnAsset | None = None
     renditions: dict[str, str] = Field(default_factory=dict)
     lqip: str | None = None
     blurhash: str | None = None
+
+
+class UploadRecord(BaseModel):
+    """A user's uploaded file after examination: accepted (with its facts) or rejected (why)."""
+
+    upload_id: str
+    object_key: str
+    original_name: str
+    status: Literal["accepted", "rejected"]
+    reason: str | None = None
+    failure: FailureKind | None = None
+    unique_name: str | None = None
+    original_key: str | None = None
+    sha256: str | None = None
+    bytes: int | None = None
+    format: str | None = None
+    width: int | None = None
+    height: int | None = None
+    received_at: float | None = None
+    processed_at: float | None = None
+
+
+class AuditRow(BaseModel):
+    """One row of the ``image_metadata`` table: a processed image, vendor or upload.
+
+    The table's columns are these fields, in this order.
+    """
+
+    key: str
+    source: Literal["vendor", "upload"]
+    manufacturer: str | None = None
+    original_name: str | None = None
+    sha256: str | None = None
+    bytes: int | None = None
+    width: int | None = None
+    height: int | None = None
+    format: str | None = None
+    renditions: int = 0
+    status: Literal["processed", "failed", "rejected", "activated", "expired"]
+    reason: str | None = None
+    failure: FailureKind | None = None
+    received_at: float | None = None
+    processed_at: float | None = None
+    activated_at: float | None = None

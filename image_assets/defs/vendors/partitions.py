@@ -1,4 +1,4 @@
-"""Partitions: one per manufacturer in the vendor registry."""
+"""Partitions: one per manufacturer in the vendor registry (its keys, in order)."""
 
 from __future__ import annotations
 

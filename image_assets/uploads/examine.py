@@ -1,43 +1,23 @@
-"""Accepting one uploaded file: validate by content, name it uniquely, keep it private.
+"""Examining one uploaded file: validate by content, name it uniquely.
 
-The unique name follows c2corg's idea (a timestamp plus something random) but
-uses the content hash instead of randomness, so re-processing the same upload
-gives the same name: ``20261122T031500_3fa9c0d1e2.jpg``.
+The unique name is a timestamp plus the content hash (rather than something
+random), so re-processing the same upload gives the same name:
+``20261122T031500_3fa9c0d1e2.jpg``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
-from typing import Literal
-
-from pydantic import BaseModel
 
 from image_assets.imaging.decode import ImageRefused, check_complete, oriented_size, probe
-from image_assets.imaging.renditions import EXTENSIONS
-
-
-class UploadRecord(BaseModel):
-    upload_id: str
-    object_key: str
-    original_name: str
-    status: Literal["accepted", "rejected", "activated", "expired"]
-    reason: str | None = None
-    unique_name: str | None = None
-    original_key: str | None = None
-    sha256: str | None = None
-    bytes: int | None = None
-    format: str | None = None
-    width: int | None = None
-    height: int | None = None
-    received_at: float | None = None
-    processed_at: float | None = None
-    activated_at: float | None = None
+from image_assets.layout import upload_original_key, upload_unique_name
+from image_assets.records import UploadRecord
 
 
 def unique_name(modified: float, sha256: str, fmt: str) -> str:
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(modified))
-    return f"{stamp}_{sha256[:10]}.{EXTENSIONS.get(fmt, fmt)}"
+    return upload_unique_name(stamp, sha256, fmt)
 
 
 def examine_upload(upload_id: str, object_key: str, data: bytes, modified: float) -> UploadRecord:
@@ -54,7 +34,7 @@ def examine_upload(upload_id: str, object_key: str, data: bytes, modified: float
         info = probe(data)
         check_complete(data, info)
     except ImageRefused as exc:
-        return UploadRecord(**base, status="rejected", reason=exc.reason)
+        return UploadRecord(**base, status="rejected", reason=exc.reason, failure=exc.kind)
     sha = hashlib.sha256(data).hexdigest()
     fmt = info.format.lower()
     name = unique_name(modified, sha, fmt)
@@ -63,7 +43,7 @@ def examine_upload(upload_id: str, object_key: str, data: bytes, modified: float
         **base,
         status="accepted",
         unique_name=name,
-        original_key=f"uploads/originals/{name}",
+        original_key=upload_original_key(name),
         sha256=sha,
         format=fmt,
         width=width,

@@ -1,0 +1,123 @@
+"""The resources of each profile; ``IMAGE_ASSETS_PROFILE`` picks one.
+
+- `local` (default): everything under one data folder (blob stores, local CDN,
+  uploads areas, DuckDB); Cloudinary only when ``CLOUDINARY_URL`` is set.
+- `aws`: S3 raw and image buckets, Cloudinary with credentials from Secrets
+  Manager (or ``CLOUDINARY_URL``) and S3 as the fallback CDN, uploads in an S3
+  bucket (optionally announced on SQS).
+
+Every value is read through ``EnvVar`` when its variable is set (see the
+README's table), so the UI shows where it came from.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+from dagster_aws.s3 import S3Resource
+from dagster_aws.secretsmanager import SecretsManagerResource
+
+from image_assets.cdn.credentials import DEFAULT_SECRET_NAME
+from image_assets.defs.io import JsonBlobIOManager
+from image_assets.defs.resources import (
+    CatalogResource,
+    CdnResource,
+    HttpResource,
+    RenditionsResource,
+    StorageResource,
+    VendorRegistryResource,
+)
+from image_assets.defs.settings import default_data_dir, env_or
+from image_assets.defs.uploads.resources import UploadsResource
+
+PROFILES = ("local", "aws")
+
+
+def _aws_clients() -> tuple[S3Resource, SecretsManagerResource]:
+    region = env_or("AWS_REGION", "us-east-1")
+    endpoint = env_or("AWS_ENDPOINT_URL", "") or None
+    s3 = S3Resource(region_name=region, endpoint_url=endpoint)
+    with warnings.catch_warnings():  # dagster-aws marks it beta; it is what reads the secret
+        warnings.simplefilter("ignore")
+        secrets = SecretsManagerResource(region_name=region, endpoint_url=endpoint)
+    return s3, secrets
+
+
+def _common(root: Path, storage: StorageResource) -> dict[str, object]:
+    """What both profiles share: the registry, renditions, HTTP client and catalog file."""
+    return {
+        "storage": storage,
+        "json_io_manager": JsonBlobIOManager(storage=storage),
+        "registry": VendorRegistryResource(path=env_or("IMAGE_ASSETS_REGISTRY", "")),
+        "renditions_config": RenditionsResource(),
+        "http": HttpResource(),
+        "catalog": CatalogResource(
+            database=env_or("IMAGE_ASSETS_CATALOG_DB", str(root / "catalog.duckdb"))
+        ),
+    }
+
+
+def local_resources(root: Path, data_root: str) -> dict[str, object]:
+    """Folders under one data root; the local CDN unless ``CLOUDINARY_URL`` is set."""
+    s3, secrets = _aws_clients()
+    storage = StorageResource(kind="local", data_dir=data_root, s3=s3)
+    cloudinary = bool(os.environ.get("CLOUDINARY_URL"))
+    cdn = CdnResource(
+        backend="cloudinary" if cloudinary else "local",
+        fallback="local" if cloudinary else "none",
+        local_root=str(root / "cdn"),
+        local_base_url=env_or("IMAGE_ASSETS_CDN_BASE_URL", ""),
+        cloudinary_url=env_or("CLOUDINARY_URL", ""),
+        cloudinary_upload_prefix=env_or("CLOUDINARY_UPLOAD_PREFIX", ""),
+        s3=s3,
+        secrets=secrets,
+    )
+    uploads = UploadsResource(kind="local", data_dir=data_root, s3=s3)
+    return {**_common(root, storage), "cdn": cdn, "uploads": uploads}
+
+
+def aws_resources(root: Path, data_root: str) -> dict[str, object]:
+    """S3 stores, Cloudinary with S3 as fallback, uploads in S3 (and SQS)."""
+    s3, secrets = _aws_clients()
+    storage = StorageResource(
+        kind="s3",
+        data_dir=data_root,
+        raw_bucket=env_or("IMAGE_ASSETS_RAW_BUCKET", "image-assets-raw"),
+        images_bucket=env_or("IMAGE_ASSETS_IMAGES_BUCKET", "image-assets-images"),
+        prefix=env_or("IMAGE_ASSETS_S3_PREFIX", ""),
+        s3=s3,
+    )
+    cdn = CdnResource(
+        backend="cloudinary",
+        fallback="s3",
+        cloudinary_url=env_or("CLOUDINARY_URL", ""),
+        cloudinary_secret_name=env_or("CLOUDINARY_SECRET_NAME", DEFAULT_SECRET_NAME),
+        cloudinary_upload_prefix=env_or("CLOUDINARY_UPLOAD_PREFIX", ""),
+        s3_bucket=env_or("IMAGE_ASSETS_CDN_BUCKET", "image-assets-cdn"),
+        s3_prefix=env_or("IMAGE_ASSETS_CDN_PREFIX", ""),
+        public_base_url=env_or("IMAGE_ASSETS_CDN_PUBLIC_URL", ""),
+        s3=s3,
+        secrets=secrets,
+    )
+    uploads = UploadsResource(
+        kind="s3",
+        bucket=env_or("IMAGE_ASSETS_UPLOADS_BUCKET", "image-assets-uploads"),
+        public_bucket=env_or("IMAGE_ASSETS_CDN_BUCKET", "image-assets-cdn"),
+        queue_url=env_or("IMAGE_ASSETS_UPLOADS_QUEUE_URL", ""),
+        s3=s3,
+    )
+    return {**_common(root, storage), "cdn": cdn, "uploads": uploads}
+
+
+def build_resources(data_dir: str | None = None, profile: str | None = None) -> dict[str, object]:
+    """The resources of ``profile`` (default ``IMAGE_ASSETS_PROFILE``, else `local`), with
+    local data under ``data_dir`` (default ``IMAGE_ASSETS_DATA_DIR``, else ``./.data``)."""
+    root = Path(data_dir or default_data_dir())
+    profile = profile or os.environ.get("IMAGE_ASSETS_PROFILE") or "local"
+    if profile not in PROFILES:
+        raise ValueError(f"IMAGE_ASSETS_PROFILE must be 'local' or 'aws', not {profile!r}")
+    data_root = str(root) if data_dir else env_or("IMAGE_ASSETS_DATA_DIR", str(root))
+    builder = aws_resources if profile == "aws" else local_resources
+    return builder(root, data_root)

@@ -1,0 +1,50 @@
+"""Encoding: deliberate encoder settings per format, within each encoder's limits."""
+
+from __future__ import annotations
+
+import io
+
+from PIL import Image
+
+from image_assets.formats import image_format
+
+
+def fit_encoder(img: Image.Image, fmt: str) -> Image.Image:
+    """``img`` scaled down (aspect kept) if a side exceeds what ``fmt`` can encode."""
+    limit = image_format(fmt).max_side
+    if limit is None or max(img.size) <= limit:
+        return img
+    scale = limit / max(img.size)
+    size = (max(1, int(img.width * scale)), max(1, int(img.height * scale)))
+    return img.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+
+
+def flatten(img: Image.Image, background: str) -> Image.Image:
+    if img.mode != "RGBA":
+        return img
+    canvas = Image.new("RGB", img.size, background)
+    canvas.paste(img, mask=img.getchannel("A"))
+    return canvas
+
+
+def encode(img: Image.Image, fmt: str, quality: int, background: str = "#ffffff") -> bytes:
+    """Encode with deliberate settings; formats without alpha (JPEG) get it flattened
+    onto ``background``.
+
+    JPEG: optimized Huffman tables, progressive, 4:2:0. WebP: method 4 (a good
+    speed/size balance). AVIF: speed 6. PNG: compress level 6. No metadata.
+    """
+    if not image_format(fmt).alpha:
+        img = flatten(img, background)
+    buf = io.BytesIO()
+    if fmt == "jpeg":
+        img.save(buf, "JPEG", quality=quality, optimize=True, progressive=True, subsampling=2)
+    elif fmt == "webp":
+        img.save(buf, "WEBP", quality=quality, method=4)
+    elif fmt == "avif":
+        img.save(buf, "AVIF", quality=quality, speed=6)
+    elif fmt == "png":
+        img.save(buf, "PNG", compress_level=6)
+    else:
+        raise ValueError(f"unknown output format {fmt!r}")
+    return buf.getvalue()

@@ -1,0 +1,186 @@
+"""The store layout: every blob key, CDN public id and rendition id the platform uses.
+
+Nothing else spells a key. A key is made here from ids that are already safe
+(sanitized product ids, hex digests, registry keys), and every blob store
+validates it again, so no scraped or uploaded name can address anything
+outside its store.
+
+Stores (see ``storage/``):
+- raw store: pages, HTTP validators, asset outputs, audit rows, kits CSVs;
+- image store (private): originals, masters and renditions, upload originals;
+- CDN (public): masters and renditions under public ids.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from collections.abc import Sequence
+from typing import Literal
+
+from image_assets.formats import extension
+
+# ---------------------------------------------------------------- safe ids
+
+MAX_ID_LENGTH = 64
+_UNSAFE = re.compile(r"[^a-z0-9._-]+")
+_DOTS = re.compile(r"\.{2,}")
+
+
+def sanitize_id(raw: str) -> str:
+    """Map any string to a safe id segment; returns ``""`` when nothing usable remains.
+
+    Lowercase ``[a-z0-9._-]``, no leading dot, at most :data:`MAX_ID_LENGTH`
+    characters. Unicode is folded to ASCII where possible, runs of unsafe
+    characters become one ``-``, ``..`` sequences collapse (so no segment can
+    be ``..``), and over-long ids keep a hash suffix so distinct inputs stay
+    distinct.
+    """
+    text = unicodedata.normalize("NFKD", raw).encode("ascii", "ignore").decode("ascii")
+    text = _UNSAFE.sub("-", text.strip().lower())
+    text = _DOTS.sub(".", text).strip(".-_")
+    if len(text) > MAX_ID_LENGTH:
+        digest = hashlib.sha256(raw.encode()).hexdigest()[:8]
+        text = text[: MAX_ID_LENGTH - 9].rstrip(".-_") + "-" + digest
+    return text
+
+
+# ---------------------------------------------------------------- raw store
+
+HttpCacheKind = Literal["pages", "images"]
+VENDOR_AUDIT_PREFIX = "audit/vendors"
+UPLOAD_AUDIT_PREFIX = "audit/uploads"
+
+
+def page_key(manufacturer: str, url: str, role: str) -> str:
+    """A raw catalog page, by a hash of its URL (``json`` for API pages)."""
+    digest = hashlib.sha256(url.encode()).hexdigest()[:32]
+    return f"pages/{manufacturer}/{digest}.{'json' if role == 'api' else 'html'}"
+
+
+def http_cache_key(manufacturer: str, kind: HttpCacheKind) -> str:
+    """ETag/Last-Modified validators of one vendor's pages or images."""
+    return f"state/http_cache/{manufacturer}/{kind}.json"
+
+
+def asset_state_key(asset_path: Sequence[str], partition: str | None) -> str:
+    """The stored output of an asset (one partition, or ``all``)."""
+    return f"state/assets/{'__'.join(asset_path)}/{partition or 'all'}.json"
+
+
+def vendor_audit_key(manufacturer: str) -> str:
+    """The audit rows of one manufacturer's images (a JSON list)."""
+    return f"{VENDOR_AUDIT_PREFIX}/{manufacturer}.json"
+
+
+def upload_audit_key(upload_id: str) -> str:
+    """The audit row of one upload."""
+    return f"{UPLOAD_AUDIT_PREFIX}/{upload_id}.json"
+
+
+def upload_id_from_audit_key(key: str) -> str:
+    """The upload id an audit key was made from (ids may contain ``/``)."""
+    return key.removeprefix(UPLOAD_AUDIT_PREFIX + "/").removesuffix(".json")
+
+
+def upload_manifest_key(upload_id: str) -> str:
+    """What the upload lifecycle knows of one upload: its record and its private files."""
+    return f"state/uploads/{upload_id}.json"
+
+
+def kits_csv_key(manufacturer: str) -> str:
+    """The website's contract: ``kits/{manufacturer}_kits.csv``."""
+    return f"kits/{manufacturer}_kits.csv"
+
+
+# ---------------------------------------------------------------- image store
+
+
+def original_key(sha256: str) -> str:
+    """A vendor image's original, by content."""
+    return f"originals/{sha256[:2]}/{sha256}"
+
+
+def renditions_prefix(original_sha256: str, config_fingerprint: str) -> str:
+    """Where the outputs of one original under one rendition config live."""
+    return f"renditions/{original_sha256[:2]}/{original_sha256}/{config_fingerprint}"
+
+
+def renditions_index_key(prefix: str) -> str:
+    return f"{prefix}/index.json"
+
+
+def rendition_file_key(prefix: str, name: str, fmt: str) -> str:
+    return f"{prefix}/{name}.{extension(fmt)}"
+
+
+def upload_original_key(unique_name: str) -> str:
+    """An accepted upload's original, kept privately until it is activated or expires."""
+    return f"uploads/originals/{unique_name}"
+
+
+def upload_unique_name(timestamp: str, sha256: str, fmt: str) -> str:
+    """``20261122T031500_3fa9c0d1e2.jpg``: a time plus the content hash."""
+    return f"{timestamp}_{sha256[:10]}.{extension(fmt)}"
+
+
+# ---------------------------------------------------------------- uploads areas
+
+
+def rejected_reason_key(object_key: str) -> str:
+    """The reason file beside a rejected upload."""
+    return f"{object_key}.reason.json"
+
+
+def activated_original_key(unique_name: str) -> str:
+    """An activated upload's original in the public area: ``{stem}/original.{ext}``."""
+    stem, _, ext = unique_name.rpartition(".")
+    return f"{stem}/original.{ext}"
+
+
+def activated_file_key(unique_name: str, file_name: str) -> str:
+    """An activated upload's master or rendition in the public area."""
+    return f"{unique_name.rpartition('.')[0]}/{file_name}"
+
+
+# ---------------------------------------------------------------- CDN
+
+CDN_META_PREFIX = "_meta"
+
+
+def public_id(manufacturer: str, product_id: str, position: int) -> str:
+    """``kits/estes/est0001`` for the first image, ``kits/estes/est0001/2`` for the next."""
+    base = f"kits/{manufacturer}/{product_id}"
+    return base if position == 1 else f"{base}/{position}"
+
+
+def rendition_public_id(public_id: str, name: str, fmt: str) -> str:
+    """A pre-made rendition published beside its master (CDNs that do not transform)."""
+    return f"{public_id}/{name}-{fmt}"
+
+
+def rendition_label(name: str, fmt: str) -> str:
+    """How a rendition is named in the kits CSV's ``renditions`` map: ``thumb_300.webp``."""
+    return f"{name}.{fmt}"
+
+
+def cdn_object_key(public_id: str, fmt: str) -> str:
+    """The stored file of a public id on CDNs that serve files (local, S3)."""
+    return f"{public_id}.{extension(fmt)}"
+
+
+def cdn_meta_key(public_id: str) -> str:
+    """The local CDN's record of what it holds for a public id."""
+    return f"{CDN_META_PREFIX}/{public_id}.json"
+
+
+def split_public_id(public_id: str) -> tuple[str | None, str]:
+    """(folder, name) as Cloudinary takes them: ``kits/estes/est0001/2`` ->
+    (``kits/estes``, ``est0001/2``): the folder is ``kits/{manufacturer}``."""
+    parts = public_id.split("/")
+    if len(parts) >= 3:
+        return "/".join(parts[:2]), "/".join(parts[2:])
+    if len(parts) == 2:
+        return parts[0], parts[1]
+    return None, public_id
