@@ -178,7 +178,7 @@ def cmd_scrape(args: argparse.Namespace) -> int:
             return 1
     products, problems = parse_products(vendor, crawl.pages, store)
     for product in products:
-        record = {
+        record: dict[str, object] = {
             "product_id": product.product_id,
             "name": product.name,
             "manufacturer": product.manufacturer,

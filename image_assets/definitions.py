@@ -9,15 +9,17 @@ from __future__ import annotations
 
 from dagster import Definitions, in_process_executor
 
-from image_assets.defs.catalog.definitions import defs as catalog_defs
+from image_assets.defs.catalog import definitions as catalog
 from image_assets.defs.profiles import build_resources
-from image_assets.defs.uploads.definitions import defs as uploads_defs
-from image_assets.defs.vendors.definitions import defs as vendors_defs
+from image_assets.defs.uploads import definitions as uploads
+from image_assets.defs.vendors import definitions as vendors
 
+# Domain Definitions are reached through their modules: Dagster refuses a code
+# location module with more than one Definitions object at module scope.
 defs = Definitions.merge(
-    vendors_defs,
-    uploads_defs,
-    catalog_defs,
+    vendors.defs,
+    uploads.defs,
+    catalog.defs,
     Definitions(
         resources=build_resources(),
         # Each run is one process: steps of a partition are sequential anyway, and the

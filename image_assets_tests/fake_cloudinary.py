@@ -21,10 +21,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.parser import BytesParser
 from email.policy import HTTP
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from PIL import Image
+
+from image_assets.demo.serving import serve
 
 Fault = tuple[str, float] | None  # ("status", 500) | ("sleep", 2.0) | None
 FaultPlan = Callable[[str, str, int], Fault]  # (action, public_id, attempt) -> fault
@@ -65,18 +67,15 @@ class FakeCloudinary:
             def do_GET(self):
                 owner._get(self)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.server = serve(Handler)
         return self
 
     def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.server.stop()
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        return self.server.url
 
     @property
     def cloudinary_url(self) -> str:

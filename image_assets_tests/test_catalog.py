@@ -3,9 +3,11 @@ import json
 import duckdb
 import pytest
 
+from image_assets.catalog import kits_csv
 from image_assets.catalog.duckdb_catalog import build_catalog
 from image_assets.catalog.kits_csv import (
     CONTRACT_COLUMNS,
+    KitsColumn,
     KitsCsvError,
     build_rows,
     parse_csv,
@@ -86,3 +88,52 @@ def test_clean_kits_null_safe_image_src(tmp_path):
         ).fetchall()
     assert rows == [("a", "A", "file:///cdn/a-1.jpg", 1), ("b", None, None, 0)]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
+
+
+@pytest.mark.parametrize(
+    ("column", "cells", "expected"),
+    [
+        (
+            KitsColumn("sku", "text", lambda f: f.product.sku or ""),
+            {"a": "SKU-1", "b": ""},
+            {"a": "SKU-1", "b": None},
+        ),
+        (
+            KitsColumn("weight_g", "integer", lambda f: "125" if f.product.sku else ""),
+            {"a": "125", "b": ""},
+            {"a": 125, "b": None},
+        ),
+    ],
+)
+def test_a_column_added_to_the_table_reaches_clean_kits(
+    tmp_path, monkeypatch, column, cells, expected
+):
+    """One line in KITS_TABLE is all it takes: the CSV gets the column and clean_kits
+    gets it typed and null-safe, after the columns that were there."""
+    monkeypatch.setattr(kits_csv, "KITS_TABLE", (*kits_csv.KITS_TABLE, column))
+    products = [
+        Product(product_id="a", name="A", manufacturer="estes", sku="SKU-1"),
+        Product(product_id="b", name="B", manufacturer="estes"),
+    ]
+    data = render_csv(build_rows(products, []))
+    rows = parse_csv(data)
+    assert {r["product_id"]: r[column.name] for r in rows} == cells
+    assert kits_csv.contract_problems(data) is None
+    db = tmp_path / "catalog.duckdb"
+    build_catalog(db, {"estes": data})
+    with duckdb.connect(str(db), read_only=True) as con:
+        names = [r[0] for r in con.execute("DESCRIBE clean_kits").fetchall()]
+        values = dict(con.execute(f'SELECT product_id, "{column.name}" FROM clean_kits').fetchall())
+    assert names[-1] == column.name and "imageSrc" in names
+    assert values == expected
+
+
+def test_clean_kits_columns_come_from_the_table(tmp_path):
+    db = tmp_path / "catalog.duckdb"
+    build_catalog(db, {})
+    with duckdb.connect(str(db), read_only=True) as con:
+        described = {r[0]: r[1] for r in con.execute("DESCRIBE clean_kits").fetchall()}
+    for column in kits_csv.KITS_TABLE:
+        assert column.name in described
+    assert described["price"] == "DOUBLE" and described["images_failed"] == "INTEGER"
+    assert described["images"] == "JSON" and described["image_count"] == "UBIGINT"

@@ -10,11 +10,12 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 from image_assets.demo.images import ImageSpec, render_image
+from image_assets.demo.serving import serve
 from image_assets.scraping.cache import ValidatorCache
 from image_assets.scraping.crawl import crawl_vendor, http_settings_for, parse_products
 from image_assets.scraping.http import HttpClient, HttpSettings
@@ -129,12 +130,8 @@ def hostile_site() -> Iterator[tuple[str, _Site]]:
                 return self.send(200, pages[path], Content_Type="text/html", ETag=etag)
             return self.send(404, b"not found")
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", site
-    server.shutdown()
-    server.server_close()
+    with serve(Handler) as server:
+        yield server.url, site
 
 
 def _vendor(base: str):

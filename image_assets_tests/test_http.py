@@ -5,10 +5,11 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
+from image_assets.demo.serving import serve
 from image_assets.scraping.http import (
     FetchError,
     HttpClient,
@@ -38,12 +39,8 @@ def scripted_server() -> Iterator[tuple[str, dict[str, Script], list[str]]]:
         def log_message(self, *args):
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", routes, seen
-    server.shutdown()
-    server.server_close()
+    with serve(Handler) as server:
+        yield server.url, routes, seen
 
 
 def _send(handler, status: int, body: bytes = b"", **headers: str) -> None:

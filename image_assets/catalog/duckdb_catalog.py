@@ -16,7 +16,7 @@ import duckdb
 import pandas as pd
 
 from image_assets.catalog.audit import audit_frame
-from image_assets.catalog.kits_csv import KITS_TABLE, kits_columns
+from image_assets.catalog.kits_csv import kits_columns, kits_table
 from image_assets.records import AuditRow
 
 # How each kits CSV column type becomes a clean, typed DuckDB value.
@@ -30,10 +30,10 @@ _CLEAN = {
 
 
 def clean_kits_sql() -> str:
-    """``CREATE TABLE clean_kits``, derived from the kits CSV table (``KITS_TABLE``):
+    """``CREATE TABLE clean_kits``, derived from the kits CSV column table (``kits_table()``):
     every CSV column typed and null-safe, plus the columns derived from them."""
     selects = []
-    for column in KITS_TABLE:
+    for column in kits_table():
         value = _CLEAN[column.type].format(col=_quote(column.name))
         selects.append(f"{value} AS {_quote(column.name)}")
         for name, expression in column.derived:

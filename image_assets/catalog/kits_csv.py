@@ -97,9 +97,14 @@ IMAGE_FIELDS = (
 )
 
 
+def kits_table() -> tuple[KitsColumn, ...]:
+    """The column table (read at call time, so every consumer sees the same one)."""
+    return KITS_TABLE
+
+
 def kits_columns() -> tuple[str, ...]:
-    """The CSV's columns, in order (read from :data:`KITS_TABLE` each time)."""
-    return tuple(column.name for column in KITS_TABLE)
+    """The CSV's columns, in order."""
+    return tuple(column.name for column in kits_table())
 
 
 assert kits_columns()[: len(CONTRACT_COLUMNS)] == CONTRACT_COLUMNS, "contract columns come first"
@@ -131,7 +136,7 @@ def build_rows(products: Iterable[Product], published: Iterable[PublishedImage])
         images = sorted(by_product.get(product.product_id, []), key=lambda i: i.position)
         entries = [image_entry(i) for i in images if i.status != "failed" and i.asset is not None]
         facts = ProductFacts(product, entries)
-        rows.append({column.name: column.cell(facts) for column in KITS_TABLE})
+        rows.append({column.name: column.cell(facts) for column in kits_table()})
     return rows
 
 

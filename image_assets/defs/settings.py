@@ -19,7 +19,7 @@ from image_assets.imaging.config import RenditionConfig, load_rendition_config
 
 def env_or(name: str, default: str) -> str:
     """``EnvVar(name)`` when set, else ``default`` (EnvVar is a str subclass)."""
-    return EnvVar(name) if os.environ.get(name) else default  # type: ignore[return-value]
+    return EnvVar(name) if os.environ.get(name) else default
 
 
 def default_data_dir() -> str:

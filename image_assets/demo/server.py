@@ -12,6 +12,7 @@ import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from image_assets.demo.serving import BackgroundServer
 from image_assets.demo.sites import LAST_MODIFIED, DemoSites, build_sites
 
 
@@ -77,7 +78,7 @@ class DemoHTTPServer(ThreadingHTTPServer):
     def base_url(self) -> str:
         return self.sites.base_url
 
-    def handle_error(self, request, client_address) -> None:  # type: ignore[no-untyped-def]
+    def handle_error(self, request, client_address) -> None:
         """Clients hanging up early (a refused image, a timeout) are normal; stay quiet."""
         if not isinstance(sys.exc_info()[1], ConnectionError):
             super().handle_error(request, client_address)
@@ -106,21 +107,18 @@ class DemoServer:
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0):
         self.httpd = DemoHTTPServer(host, port)
-        self._thread = threading.Thread(
-            target=self.httpd.serve_forever, name="demo-sites", daemon=True
-        )
+        self._background = BackgroundServer(self.httpd, name="demo-sites")
 
     @property
     def base_url(self) -> str:
         return self.httpd.base_url
 
     def start(self) -> DemoServer:
-        self._thread.start()
+        self._background.start()
         return self
 
     def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self._background.stop()
 
     def __enter__(self) -> DemoServer:
         return self.start()

@@ -13,12 +13,19 @@ rendered for a ``base_url`` (the server's), images lazily on first request.
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from image_assets.demo.images import ImageSpec, corrupt_image, render_image
+
+
+def _constant(body: bytes) -> Callable[[], bytes]:
+    """A route body that is already made."""
+    return lambda: body
+
 
 ROBOTS_TXT = b"User-agent: *\nDisallow: /private/\n"
 LAST_MODIFIED = "Thu, 01 Oct 2026 12:00:00 GMT"
@@ -105,7 +112,7 @@ def _catalog(vendor: str, count: int, sku_prefix: str, sites: DemoSites) -> list
             paths.append(f"/{vendor}/images/missing-{index}.jpg")  # 404
         if index == 4:
             path = f"/{vendor}/images/corrupt-{index}.jpg"
-            sites.add(path, "image/jpeg", lambda v=vendor: corrupt_image(v))
+            sites.add(path, "image/jpeg", functools.partial(corrupt_image, vendor))
             paths = [path]
         if index == count - 1:
             paths = []  # a product without any image
@@ -142,7 +149,7 @@ def _estes(sites: DemoSites) -> None:
         nav = f"<a rel='next' href='?page={number + 1}'>Next</a>" if number < len(pages) else ""
         path = "/estes/catalog" if number == 1 else f"/estes/catalog?page={number}"
         body = _page(f"Estes catalog page {number}", f"<ul>{links}</ul>{nav}")
-        sites.add(path, "text/html; charset=utf-8", lambda b=body: b)
+        sites.add(path, "text/html; charset=utf-8", _constant(body))
     for index, product in enumerate(products):
         image_urls = [sites.url(p) for p in product.images]
         node: dict = {
@@ -176,7 +183,7 @@ def _estes(sites: DemoSites) -> None:
             head=f"<script type='application/ld+json'>{script}</script>",
         )
         sites.add(
-            f"/estes/products/{product.sku.lower()}", "text/html; charset=utf-8", lambda b=body: b
+            f"/estes/products/{product.sku.lower()}", "text/html; charset=utf-8", _constant(body)
         )
 
 
@@ -218,7 +225,7 @@ def _loc(sites: DemoSites) -> None:
         sites.add(
             f"/loc/products.json?limit={page_size}&page={page}",
             "application/json",
-            lambda b=body: b,
+            _constant(body),
         )
 
 
@@ -239,7 +246,7 @@ def _rocketarium(sites: DemoSites) -> None:
         )
         path = "/rocketarium/shop/" if number == 1 else f"/rocketarium/shop/page/{number}/"
         body = _page(f"Shop page {number}", tiles + nav)
-        sites.add(path, "text/html; charset=utf-8", lambda b=body: b)
+        sites.add(path, "text/html; charset=utf-8", _constant(body))
     for index, product in enumerate(products):
         imgs = []
         for slot, path in enumerate(product.images):
@@ -268,7 +275,7 @@ def _rocketarium(sites: DemoSites) -> None:
         sites.add(
             f"/rocketarium/product/{product.sku.lower()}.html",
             "text/html; charset=utf-8",
-            lambda b=body: b,
+            _constant(body),
         )
 
 

@@ -183,19 +183,22 @@ def decode(
 
 def normalize(img: Image.Image) -> Image.Image:
     """Apply EXIF orientation, convert to sRGB and to 8-bit RGB or RGBA, drop metadata."""
-    img = ImageOps.exif_transpose(img) or img
+    transposed = ImageOps.exif_transpose(img)  # None only with in_place=True
+    img = transposed if transposed is not None else img
     icc = img.info.get("icc_profile")
     img = _to_8bit(img)
     if icc:
         try:
             src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
             out_mode = img.mode if img.mode in ("RGB", "RGBA") else "RGB"
-            img = ImageCms.profileToProfile(img, src, _SRGB, outputMode=out_mode)
+            converted = ImageCms.profileToProfile(img, src, _SRGB, outputMode=out_mode)
+            img = converted if converted is not None else img
         except (ImageCms.PyCMSError, OSError, ValueError):
             pass  # a broken profile is ignored: the pixels are still usable as sRGB
     if img.mode not in ("RGB", "RGBA"):
         img = img.convert("RGB")
-    if img.mode == "RGBA" and img.getextrema()[3][0] == 255:
+    alpha_range = img.getchannel("A").getextrema() if img.mode == "RGBA" else None
+    if alpha_range is not None and alpha_range[0] == 255:
         img = img.convert("RGB")  # fully opaque: drop the useless alpha channel
     img.info = {}
     return img

@@ -252,7 +252,7 @@ def _crawl_listing(
         for product_url in new:
             product_urls[product_url] = None
         queue.extend((n, origin, None) for n in nexts if n not in seen_listings)
-        if number is not None and new:
+        if param is not None and number is not None and new:
             queue.append((with_query_param(origin, param.name, number + 1), origin, number + 1))
         say(f"{vendor.key}: listing page {len(seen_listings)}: {len(products)} product links")
 

@@ -171,7 +171,7 @@ class _GuardedBackend(httpcore.SyncBackend):
         super().__init__()
         self.allowed = tuple(allowed_private_networks)
 
-    def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):  # type: ignore[no-untyped-def]
+    def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
         try:
             address = resolve_allowed(host, port, self.allowed)[0]
         except RefusedURL as exc:

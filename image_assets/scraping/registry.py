@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+from collections.abc import Mapping
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
@@ -163,7 +164,7 @@ class Registry(_Strict):
             ) from None
 
 
-def expand_env(value: object, environ: dict[str, str] | None = None) -> object:
+def expand_env(value: object, environ: Mapping[str, str] | None = None) -> object:
     """Replace ``${NAME}`` / ``${NAME:-default}`` in every string of a YAML tree."""
     env = os.environ if environ is None else environ
     if isinstance(value, str):

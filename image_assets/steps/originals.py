@@ -139,7 +139,7 @@ def _fetch_one(
                 **base,
                 status="failed",
                 reason=refused_before,
-                failure=cached.get("refused_kind") or FailureKind.CORRUPT,
+                failure=usable.get("refused_kind") or FailureKind.CORRUPT,
             )
             return FetchOutcome(refused, not_modified=True)
         ok = ImageRecord(**base, status="ok", **{k: usable.get(k) for k in _FACTS})

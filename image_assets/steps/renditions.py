@@ -17,6 +17,7 @@ import multiprocessing
 import os
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
+from typing import Any
 
 from image_assets.failures import FailureKind
 from image_assets.imaging.config import RenditionConfig
@@ -141,11 +142,15 @@ def encode_original(
     """Worker: read one original, make its outputs, store them with an index; never raises."""
     assert original_key and original_sha256
     prefix = output_prefix(original_sha256, config)
-    base = {"original_sha256": original_sha256, "product_id": "", "position": 0}
+    base: dict[str, Any] = {"original_sha256": original_sha256, "product_id": "", "position": 0}
     try:
         result = render_all(store.get(original_key), config)
     except ImageRefused as exc:  # remembered, so a re-run does not decode it again
-        index = {"original_sha256": original_sha256, "status": "failed", "reason": exc.reason}
+        index: dict[str, Any] = {
+            "original_sha256": original_sha256,
+            "status": "failed",
+            "reason": exc.reason,
+        }
         index |= {"failure": exc.kind, "master": None, "renditions": []}
         store.put(renditions_index_key(prefix), json.dumps(index, sort_keys=True).encode())
         return {**base, **index, "encoded": True}
@@ -178,7 +183,7 @@ def encode_original(
             crop=rendition.crop,
         ).model_dump()
 
-    index = {
+    made: dict[str, Any] = {
         "original_sha256": original_sha256,
         "status": "ok",
         "master": put(result.master) if result.master else None,
@@ -186,5 +191,5 @@ def encode_original(
         "lqip": result.lqip,
         "blurhash": result.blurhash,
     }
-    store.put(renditions_index_key(prefix), json.dumps(index, sort_keys=True).encode())
-    return {**base, **index, "encoded": True}
+    store.put(renditions_index_key(prefix), json.dumps(made, sort_keys=True).encode())
+    return {**base, **made, "encoded": True}

@@ -7,6 +7,8 @@ their reason); ``upload_renditions`` makes the configured renditions (the
 lives in ``uploads/lifecycle.py``; these assets only call it.
 """
 
+from typing import Any
+
 from dagster import AssetExecutionContext, Failure, MetadataValue, Output, asset
 
 from image_assets.defs.resources import RenditionsResource, StorageResource
@@ -17,7 +19,7 @@ from image_assets.uploads.keys import object_key_for
 from image_assets.uploads.lifecycle import UploadError, render_upload, take_in
 
 GROUP = "uploads"
-UPLOADS = {
+UPLOADS: dict[str, Any] = {
     "partitions_def": uploads_partitions,
     "group_name": GROUP,
     "io_manager_key": "json_io_manager",

@@ -1,5 +1,7 @@
 """Upload jobs: processing (sensor-triggered), activation, and expiry of unactivated uploads."""
 
+from typing import Any
+
 from dagster import (
     AssetSelection,
     Config,
@@ -71,4 +73,8 @@ def expire_uploads_job():
     expire_uploads()
 
 
-jobs = [upload_job, activate_upload_job, expire_uploads_job]
+jobs: list[Any] = [  # asset jobs and op jobs: Dagster exports no common type for both
+    upload_job,
+    activate_upload_job,
+    expire_uploads_job,
+]

@@ -2,7 +2,7 @@
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import boto3
 from dagster import ConfigurableResource
@@ -70,7 +70,7 @@ class UploadsResource(ConfigurableResource):
             private=storage.images(),
         )
 
-    def sqs_client(self):  # type: ignore[no-untyped-def]
+    def sqs_client(self) -> Any:
         kwargs = {
             k: v
             for k, v in {

@@ -5,6 +5,7 @@ metadata. Records flow between assets through the JSON IO manager.
 """
 
 import time
+from typing import Any
 
 from dagster import AssetExecutionContext, Failure, MetadataValue, Output, asset
 
@@ -35,7 +36,7 @@ from image_assets.steps.renditions import render_images
 from image_assets.storage import BlobNotFound
 
 GROUP = "vendor_catalog"
-COMMON = {
+COMMON: dict[str, Any] = {
     "partitions_def": manufacturer_partitions,
     "group_name": GROUP,
     "io_manager_key": "json_io_manager",
@@ -229,7 +230,7 @@ def cdn_uploads(
         say=context.log.info,
     )
     context.log.info(f"Uploaded {stats.uploaded} images in {stats.duration:.1f} seconds")
-    metadata = {
+    metadata: dict[str, Any] = {
         "images_uploaded": stats.uploaded,
         "images_unchanged": stats.unchanged,
         "images_failed": stats.failed,
