@@ -1,23 +1,27 @@
 # Two commands on a fresh machine with python3 (>= 3.11) and make:
 #   make demo   set up .venv and run the main job on the embedded defaults
 #   make test   set up .venv and run the whole test suite
+# Dependencies come from the lock files in requirements/ (hash-checked); `make lock`
+# regenerates them from pyproject.toml.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LOCK := requirements/dev.txt
 
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export IMAGE_ASSETS_DATA_DIR ?= $(CURDIR)/.data
 
-.PHONY: install demo test ui lint format clean
+.PHONY: install demo test ui lint typecheck check format lock clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "image_assets needs Python >= 3.11; found " + sys.version.split()[0])'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	@touch $(STAMP)
 
 $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
@@ -33,13 +37,26 @@ ui: install $(DAGSTER_HOME)/dagster.yaml
 test: install
 	$(BIN)/python -m pytest
 
+# ruff (lint + format) and the layer rules (import-linter)
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+
+# mypy in basic mode over the package
+typecheck: install
+	$(BIN)/mypy
+
+check: lint typecheck
 
 format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# Regenerate the hash-pinned lock files after a change to pyproject.toml's dependencies.
+lock: install
+	$(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes --no-header --quiet -o requirements/prod.txt
+	$(BIN)/uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 --generate-hashes --no-header --quiet -o requirements/dev.txt
+
 clean:
-	rm -rf .data .dagster_home .pytest_cache .ruff_cache
+	rm -rf .data .dagster_home .pytest_cache .ruff_cache .mypy_cache .import_linter_cache

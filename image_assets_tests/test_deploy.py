@@ -16,12 +16,14 @@ from pathlib import Path
 import duckdb
 import httpx
 import pytest
+import yaml
 
 from image_assets.catalog.kits_csv import parse_csv
 from image_assets.demo.images import ImageSpec, render_image
 from image_assets_tests import postgres
 
 REPO = Path(__file__).resolve().parents[1]
+DEPLOY = REPO / "deploy"
 BIN = Path(sys.executable).parent
 
 
@@ -276,3 +278,16 @@ def test_ecs_run_launcher_config_matches_dagster_aws_schema(monkeypatch):
         (statement["Action"] != "*" and statement["Resource"] != "*") or "Condition" in statement
         for statement in policy["Statement"]
     )
+
+
+def test_helm_queue_limits_match_the_production_instance():
+    """deploy/README.md promises the same run queue on every deployment."""
+    instance = yaml.safe_load((DEPLOY / "dagster.yaml").read_text())["concurrency"]["runs"]
+    helm = yaml.safe_load((DEPLOY / "helm" / "values.yaml").read_text())
+    queue = helm["dagsterDaemon"]["runCoordinator"]["config"]["queuedRunCoordinator"]
+    assert queue["maxConcurrentRuns"] == instance["max_concurrent_runs"]
+
+    def limits(entries: list[dict]) -> dict:
+        return {(e["key"], json.dumps(e.get("value"), sort_keys=True)): e["limit"] for e in entries}
+
+    assert limits(queue["tagConcurrencyLimits"]) == limits(instance["tag_concurrency_limits"])
