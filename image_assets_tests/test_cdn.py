@@ -43,7 +43,7 @@ def _bucket(name: str) -> str:
     return bucket
 
 
-def test_split_folder_follows_the_seed_layout():
+def test_split_folder_follows_the_kits_folder_layout():
     assert split_folder("kits/estes/est0001") == ("kits/estes", "est0001")
     assert split_folder("kits/estes/est0001/2") == ("kits/estes", "est0001/2")
 

@@ -1,4 +1,4 @@
-"""Cloudinary credentials: from AWS Secrets Manager (as in the seed) or ``CLOUDINARY_URL``.
+"""Cloudinary credentials: from AWS Secrets Manager (JSON secret) or ``CLOUDINARY_URL``.
 
 The secret is JSON ``{"cloud_name", "api_key", "api_secret"}``. The API secret
 is a pydantic ``SecretStr``: it never shows in a repr, a log line, metadata or

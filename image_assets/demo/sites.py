@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from image_assets.demo.images import ImageSpec, corrupt_image, render_image
+from image_assets.formats import extension, mime_type
 
 
 def _constant(body: bytes) -> Callable[[], bytes]:
@@ -60,7 +61,7 @@ class DemoSites:
 
     def add_image(self, path: str, spec: ImageSpec) -> None:
         self.images[path] = spec
-        ctype = "image/png" if spec.format == "PNG" else "image/jpeg"
+        ctype = mime_type(spec.format)
         self.add(path, ctype, lambda: render_image(spec))
 
     def url(self, path: str) -> str:
@@ -104,7 +105,7 @@ def _catalog(vendor: str, count: int, sku_prefix: str, sites: DemoSites) -> list
         paths = []
         for slot in range(1 + index % 3):
             spec = _image_spec(vendor, index, slot)
-            ext = "png" if spec.format == "PNG" else "jpg"
+            ext = extension(spec.format)
             path = f"/{vendor}/images/{sku_prefix}{index + 1:03d}-{slot + 1}.{ext}"
             sites.add_image(path, spec)
             paths.append(path)
@@ -112,7 +113,7 @@ def _catalog(vendor: str, count: int, sku_prefix: str, sites: DemoSites) -> list
             paths.append(f"/{vendor}/images/missing-{index}.jpg")  # 404
         if index == 4:
             path = f"/{vendor}/images/corrupt-{index}.jpg"
-            sites.add(path, "image/jpeg", functools.partial(corrupt_image, vendor))
+            sites.add(path, mime_type("jpeg"), functools.partial(corrupt_image, vendor))
             paths = [path]
         if index == count - 1:
             paths = []  # a product without any image
