@@ -35,3 +35,18 @@ def test_graph_shape_and_partitions():
 def test_rendition_config_feeds_code_version():
     node = defs.resolve_asset_graph().get(AssetKey("image_renditions"))
     assert node.code_version == load_rendition_config().fingerprint()
+
+
+def test_runs_render_with_the_config_the_code_version_was_taken_from(tmp_path, monkeypatch):
+    """One source: the resource holds no path of its own that could disagree."""
+    from image_assets.defs.resources import RenditionsResource
+
+    node = defs.resolve_asset_graph().get(AssetKey("image_renditions"))
+    assert RenditionsResource().config().fingerprint() == node.code_version
+    other = tmp_path / "renditions.yaml"
+    other.write_text(
+        "renditions:\n  - {name: only, width: 100, formats: [{format: webp}]}\n", "utf-8"
+    )
+    monkeypatch.setenv("IMAGE_ASSETS_RENDITIONS", str(other))
+    assert RenditionsResource().config() == load_rendition_config(other)
+    assert RenditionsResource().config().fingerprint() != node.code_version
