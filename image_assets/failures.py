@@ -27,6 +27,7 @@ class FailureKind(StrEnum):
     UNSUPPORTED_FORMAT = "unsupported_format"
     BOMB = "bomb"  # pixel or side limit: a decompression bomb
     CORRUPT = "corrupt"  # truncated or damaged
+    NOT_A_FILE = "not_a_file"  # a symlink, FIFO or device where a file was expected
     # publishing (cdn/)
     CDN_AUTH = "cdn_auth"  # credentials refused: retrying does not help
     CDN_TRANSIENT = "cdn_transient"  # rate limit, 5xx, network: retried, then given up

@@ -120,17 +120,31 @@ def upload_original_key(unique_name: str) -> str:
     return f"uploads/originals/{unique_name}"
 
 
-def upload_unique_name(timestamp: str, sha256: str, fmt: str) -> str:
-    """``20261122T031500_3fa9c0d1e2.jpg``: a time plus the content hash."""
-    return f"{timestamp}_{sha256[:10]}.{extension(fmt)}"
+def upload_unique_name(timestamp: str, upload_id: str, fmt: str) -> str:
+    """``20261122T031500_u3fa9c0d1e2....jpg``: a time plus the upload id, so two uploads
+    never share a name, whatever their names or bytes."""
+    return f"{timestamp}_{upload_id}.{extension(fmt)}"
+
+
+def upload_renditions_prefix(upload_id: str, config_fingerprint: str) -> str:
+    """An upload's own master and renditions (never shared with another upload, so
+    activating or expiring one never touches another's files)."""
+    return f"uploads/renditions/{upload_id}/{config_fingerprint}"
 
 
 # ---------------------------------------------------------------- uploads areas
 
+CLAIMED_AREA = "claimed"  # beside incoming: files taken out of incoming, by upload id
 
-def rejected_reason_key(object_key: str) -> str:
+
+def rejected_key(upload_id: str) -> str:
+    """A rejected upload's bytes in the rejected area (its name is in the reason file)."""
+    return upload_id
+
+
+def rejected_reason_key(upload_id: str) -> str:
     """The reason file beside a rejected upload."""
-    return f"{object_key}.reason.json"
+    return f"{upload_id}.reason.json"
 
 
 def activated_original_key(unique_name: str) -> str:

@@ -142,12 +142,14 @@ class PublishedImage(BaseModel):
 
 
 class UploadRecord(BaseModel):
-    """A user's uploaded file after examination: accepted (with its facts) or rejected (why)."""
+    """A user's uploaded file: waiting (claimed, not yet examined), accepted (with its
+    facts) or rejected (why). ``upload_id`` is its key everywhere; ``object_key`` and
+    ``original_name`` are the names it arrived with, printable and bounded."""
 
     upload_id: str
     object_key: str
     original_name: str
-    status: Literal["accepted", "rejected"]
+    status: Literal["waiting", "accepted", "rejected"]
     reason: str | None = None
     failure: FailureKind | None = None
     unique_name: str | None = None
@@ -177,7 +179,7 @@ class AuditRow(BaseModel):
     height: int | None = None
     format: str | None = None
     renditions: int = 0
-    status: Literal["processed", "failed", "rejected", "activated", "expired"]
+    status: Literal["waiting", "processed", "failed", "rejected", "activated", "expired"]
     reason: str | None = None
     failure: FailureKind | None = None
     received_at: float | None = None

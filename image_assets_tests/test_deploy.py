@@ -236,8 +236,10 @@ def test_platform_end_to_end_on_webserver_and_daemon(pg, demo_server, tmp_path):
         (upload,) = _wait(upload_done, 240, "the sensor-triggered upload run")
         assert upload["status"] == "SUCCESS"
         assert {"key": "image_assets/kind", "value": "upload"} in upload["tags"]
-        audit = json.loads((data / "raw/audit/uploads/customer photo.jpg.json").read_text())
+        (row,) = (data / "raw/audit/uploads").iterdir()  # keyed by upload id, not by name
+        audit = json.loads(row.read_text())
         assert audit["status"] == "processed" and audit["renditions"] == 10
+        assert audit["original_name"] == "customer photo.jpg" and audit["key"] == row.stem
     except BaseException:
         for name in ("webserver.log", "daemon.log"):
             print(f"--- {name} ---\n" + (logs / name).read_text()[-4000:])

@@ -43,6 +43,9 @@ def graph_shape() -> dict:
             "automation": (condition.get_label() or condition.name) if condition else None,
             "freshness": repr(freshness) if freshness else None,
             "checks": [{"name": name, "blocking": blocking} for name, blocking in checks],
+            "backfill_policy": str(node.backfill_policy.policy_type.value)
+            if node.backfill_policy
+            else None,
         }
     return {
         "assets": assets,

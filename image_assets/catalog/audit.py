@@ -67,10 +67,11 @@ def vendor_audit_rows(
 def upload_audit_row(
     record: UploadRecord, made: ImageRenditions | None, now: float | None = None
 ) -> AuditRow:
-    """The row of one upload: processed with its renditions, or rejected with the reason."""
+    """The row of one upload, keyed by its upload id: processed with its renditions, or
+    rejected with the reason."""
     failed = made is not None and made.status == "failed"
     return AuditRow(
-        key=record.unique_name or record.upload_id,
+        key=record.upload_id,
         source="upload",
         original_name=record.original_name,
         sha256=record.sha256,

@@ -15,12 +15,13 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
+from typing import Any
 
 from dagster_aws.s3 import S3Resource
 from dagster_aws.secretsmanager import SecretsManagerResource
 
 from image_assets.cdn.credentials import DEFAULT_SECRET_NAME
-from image_assets.defs.io import JsonBlobIOManager
+from image_assets.defs.io import JsonBlobIOManager, PartitionedJsonIOManager
 from image_assets.defs.resources import (
     CatalogResource,
     CdnResource,
@@ -45,11 +46,22 @@ def _aws_clients() -> tuple[S3Resource, SecretsManagerResource]:
     return s3, secrets
 
 
+def _upload_tuning() -> dict[str, Any]:
+    """Batch size and settle time of the upload sensors, when set in the environment."""
+    tuning: dict[str, Any] = {}
+    if os.environ.get("IMAGE_ASSETS_UPLOAD_BATCH_SIZE"):
+        tuning["batch_size"] = int(os.environ["IMAGE_ASSETS_UPLOAD_BATCH_SIZE"])
+    if os.environ.get("IMAGE_ASSETS_UPLOAD_SETTLE_SECONDS"):
+        tuning["settle_seconds"] = float(os.environ["IMAGE_ASSETS_UPLOAD_SETTLE_SECONDS"])
+    return tuning
+
+
 def _common(root: Path, storage: StorageResource) -> dict[str, object]:
     """What both profiles share: the registry, renditions, HTTP client and catalog file."""
     return {
         "storage": storage,
         "json_io_manager": JsonBlobIOManager(storage=storage),
+        "partitioned_json_io_manager": PartitionedJsonIOManager(storage=storage),
         "registry": VendorRegistryResource(path=env_or("IMAGE_ASSETS_REGISTRY", "")),
         "renditions_config": RenditionsResource(),
         "http": HttpResource(),
@@ -74,7 +86,7 @@ def local_resources(root: Path, data_root: str) -> dict[str, object]:
         s3=s3,
         secrets=secrets,
     )
-    uploads = UploadsResource(kind="local", data_dir=data_root, s3=s3)
+    uploads = UploadsResource(kind="local", data_dir=data_root, s3=s3, **_upload_tuning())
     return {**_common(root, storage), "cdn": cdn, "uploads": uploads}
 
 
@@ -107,6 +119,7 @@ def aws_resources(root: Path, data_root: str) -> dict[str, object]:
         public_bucket=env_or("IMAGE_ASSETS_CDN_BUCKET", "image-assets-cdn"),
         queue_url=env_or("IMAGE_ASSETS_UPLOADS_QUEUE_URL", ""),
         s3=s3,
+        **_upload_tuning(),
     )
     return {**_common(root, storage), "cdn": cdn, "uploads": uploads}
 

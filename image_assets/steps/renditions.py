@@ -15,6 +15,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
@@ -57,32 +58,43 @@ def render_images(
     *,
     workers: int | None = None,
     say: Say = print,
+    prefix_of: Callable[[ImageRecord], str] | None = None,
 ) -> tuple[list[ImageRenditions], RenditionStats]:
-    """One :class:`ImageRenditions` per ok image, in input order; failures carry a reason."""
+    """One :class:`ImageRenditions` per ok image, in input order; failures carry a reason.
+
+    Outputs go under ``prefix_of(image)``; by default the content-addressed
+    :func:`output_prefix`, so vendor images with the same bytes share them. Images
+    with the same prefix are made once.
+    """
     stats = RenditionStats()
     todo = [i for i in images if i.status == "ok" and i.original_key and i.original_sha256]
-    by_sha: dict[str, ImageRecord] = {}
+
+    def prefix(image: ImageRecord) -> str:
+        assert image.original_sha256
+        return prefix_of(image) if prefix_of else output_prefix(image.original_sha256, config)
+
+    by_prefix: dict[str, ImageRecord] = {}
     for image in todo:
-        by_sha.setdefault(image.original_sha256, image)  # type: ignore[arg-type]
+        by_prefix.setdefault(prefix(image), image)
 
     outputs: dict[str, dict] = {}
     missing = []
-    for sha, image in by_sha.items():
-        existing = _existing(store, output_prefix(sha, config))
+    for key, image in by_prefix.items():
+        existing = _existing(store, key)
         if existing is not None:
-            outputs[sha] = existing
+            outputs[key] = existing
             stats.reused += 1
         else:
-            missing.append(image)
+            missing.append((key, image))
 
     progress = ProgressReporter(say, "renditions", len(missing))
-    for result in _run(missing, store, config, workers or default_workers()):
-        outputs[result["original_sha256"]] = result
+    for key, result in _run(missing, store, config, workers or default_workers()):
+        outputs[key] = result
         progress.advance()
 
     results = []
     for image in todo:
-        out = outputs[image.original_sha256]  # type: ignore[index]
+        out = outputs[prefix(image)]
         record = ImageRenditions.model_validate(
             {**out, "product_id": image.product_id, "position": image.position}
         )
@@ -109,39 +121,47 @@ def _existing(store: BlobStore, prefix: str) -> dict | None:
     return {**index, "encoded": False}
 
 
-def _run(images: list[ImageRecord], store: BlobStore, config: RenditionConfig, workers: int):
-    """Yield worker results as they finish; at most ``2 * workers`` images in flight."""
+def _run(
+    images: list[tuple[str, ImageRecord]], store: BlobStore, config: RenditionConfig, workers: int
+) -> Iterator[tuple[str, dict]]:
+    """Yield (prefix, worker result) as they finish; at most ``2 * workers`` images in flight."""
     if workers <= 1 or len(images) <= 1:
-        for image in images:
-            yield encode_original(store, image.original_key, image.original_sha256, config)
+        for key, image in images:
+            yield (
+                key,
+                encode_original(store, image.original_key, image.original_sha256, config, key),
+            )
         return
     # spawn: workers start clean (no threads or locks copied from the run process)
     # and see the environment as it is now (credentials, endpoints)
     with ProcessPoolExecutor(
         max_workers=min(workers, len(images)), mp_context=multiprocessing.get_context("spawn")
     ) as pool:
-        pending: set[Future] = set()
-        queue = iter(images)
-        for image in queue:
-            pending.add(
-                pool.submit(
-                    encode_original, store, image.original_key, image.original_sha256, config
-                )
+        pending: dict[Future, str] = {}
+        for key, image in images:
+            future = pool.submit(
+                encode_original, store, image.original_key, image.original_sha256, config, key
             )
+            pending[future] = key
             if len(pending) >= 2 * workers:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
-                    yield future.result()
-        for future in pending:
-            yield future.result()
+                    yield pending.pop(future), future.result()
+        for future, key in pending.items():
+            yield key, future.result()
 
 
 def encode_original(
-    store: BlobStore, original_key: str | None, original_sha256: str | None, config: RenditionConfig
+    store: BlobStore,
+    original_key: str | None,
+    original_sha256: str | None,
+    config: RenditionConfig,
+    prefix: str | None = None,
 ) -> dict:
-    """Worker: read one original, make its outputs, store them with an index; never raises."""
+    """Worker: read one original, make its outputs, store them with an index under ``prefix``
+    (default: content-addressed); never raises."""
     assert original_key and original_sha256
-    prefix = output_prefix(original_sha256, config)
+    prefix = prefix or output_prefix(original_sha256, config)
     base: dict[str, Any] = {"original_sha256": original_sha256, "product_id": "", "position": 0}
     try:
         result = render_all(store.get(original_key), config)

@@ -1,44 +1,64 @@
-"""The upload lifecycle over blob stores: take in, render, activate, expire.
+"""The upload lifecycle: receive, process, activate, expire — over an incoming area and
+blob stores, with no Dagster in sight.
 
-An upload moves through these states, each written durably before the next
-step may rely on it:
+The invariant: every entry that appears in the incoming location ends in exactly
+one recorded state, visible as its row in the audit table —
 
-- *taken in*: examined by content; accepted ones are kept privately under a
-  unique name, rejected ones are moved to the rejected area beside a reason
-  file. The upload's manifest (its record and its private files) is written
-  before the file leaves the incoming location.
-- *processed*: renditions made; the audit row says ``processed`` (or
-  ``rejected`` with the reason).
-- *activated*: original, master and renditions copied to the public area.
-- *expired*: not activated within the TTL; its private files are deleted.
+- ``waiting``: claimed (moved out of incoming under its upload id) and not yet
+  processed; or still in incoming, not yet settled or under a temporary name;
+- ``processed`` (then ``activated`` or ``expired``): accepted, renditions made;
+- ``rejected``: refused with a reason (not an image, a bomb, a symlink...).
 
-The Dagster shell (``defs/uploads``) only calls these functions.
+An entry is never removed before its outcome is durably written: a claimed file
+is deleted only after its original (or its rejected copy) and its manifest and
+audit row are stored. Nothing outside the incoming area and the stores is read,
+written or deleted; symlinks are refused, never followed.
+
+``receive`` runs in the sensor (cheap: a stat and a rename); ``process`` runs in
+the upload run, for many uploads at once.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Literal
 
 from pydantic import BaseModel
 
 from image_assets.catalog.audit import upload_audit_row
+from image_assets.failures import FailureKind
 from image_assets.imaging.config import RenditionConfig
+from image_assets.imaging.decode import ImageRefused, check_complete, oriented_size, probe
 from image_assets.layout import (
     UPLOAD_AUDIT_PREFIX,
     activated_file_key,
     activated_original_key,
+    rejected_key,
     rejected_reason_key,
     upload_audit_key,
     upload_id_from_audit_key,
     upload_manifest_key,
+    upload_original_key,
+    upload_renditions_prefix,
+    upload_unique_name,
 )
 from image_assets.progress import Say
 from image_assets.records import AuditRow, ImageRecord, ImageRenditions, UploadRecord
 from image_assets.steps.renditions import render_images
 from image_assets.storage import BlobNotFound, BlobStore
-from image_assets.uploads.examine import examine_upload
+from image_assets.uploads.intake import (
+    Arrival,
+    IncomingArea,
+    NotARegularFile,
+    display_name,
+    is_temporary,
+)
+
+UNKNOWN_NAME = "(name unknown: claimed just before an interruption)"
 
 
 class UploadError(ValueError):
@@ -47,10 +67,10 @@ class UploadError(ValueError):
 
 @dataclass(frozen=True)
 class UploadStores:
-    """Where uploads live: incoming and rejected areas, the public area, and the platform's
-    raw store (manifests, audit rows) and private image store (originals, renditions)."""
+    """The incoming area (with its claimed files), the rejected and public areas, and
+    the platform's raw store (manifests, audit rows) and private image store."""
 
-    incoming: BlobStore
+    area: IncomingArea
     rejected: BlobStore
     public: BlobStore
     raw: BlobStore
@@ -62,12 +82,17 @@ class UploadManifest(BaseModel):
 
     record: UploadRecord
     renditions: ImageRenditions | None = None
+    attempts: int = 0
+    updated_at: float = 0.0
 
     def private_keys(self) -> list[str]:
         keys = [self.record.original_key] if self.record.original_key else []
         if self.renditions is not None:
             keys += [f.key for f in self.renditions.files()]
         return keys
+
+
+# ------------------------------------------------------------------ records
 
 
 def load_manifest(raw: BlobStore, upload_id: str) -> UploadManifest | None:
@@ -77,11 +102,6 @@ def load_manifest(raw: BlobStore, upload_id: str) -> UploadManifest | None:
         return None
 
 
-def _save_manifest(raw: BlobStore, manifest: UploadManifest) -> None:
-    key = upload_manifest_key(manifest.record.upload_id)
-    raw.put(key, manifest.model_dump_json().encode(), "application/json")
-
-
 def load_audit_row(raw: BlobStore, upload_id: str) -> AuditRow | None:
     try:
         return AuditRow.model_validate_json(raw.get(upload_audit_key(upload_id)))
@@ -89,67 +109,323 @@ def load_audit_row(raw: BlobStore, upload_id: str) -> AuditRow | None:
         return None
 
 
-def _save_audit_row(raw: BlobStore, upload_id: str, row: AuditRow) -> None:
+def _save(raw: BlobStore, manifest: UploadManifest, row: AuditRow) -> None:
+    """Manifest first, then the audit row: the row is what people see, the manifest what
+    the lifecycle trusts."""
+    upload_id = manifest.record.upload_id
+    manifest = manifest.model_copy(update={"updated_at": time.time()})
+    raw.put(upload_manifest_key(upload_id), manifest.model_dump_json().encode(), "application/json")
     raw.put(upload_audit_key(upload_id), row.model_dump_json().encode(), "application/json")
 
 
+def _waiting_row(record: UploadRecord, reason: str | None = None) -> AuditRow:
+    return AuditRow(
+        key=record.upload_id,
+        source="upload",
+        original_name=record.original_name,
+        bytes=record.bytes,
+        status="waiting",
+        reason=reason,
+        received_at=record.received_at,
+    )
+
+
+# ------------------------------------------------------------------ receive (sensor)
+
+ReceiveStatus = Literal["claimed", "rejected", "waits", "changed"]
+
+
 @dataclass(frozen=True)
-class TakenIn:
-    record: UploadRecord
-    reprocessed: bool  # False when the upload had been taken in before (nothing done now)
+class Received:
+    upload_id: str
+    status: ReceiveStatus
+    reason: str | None = None
 
 
-def take_in(stores: UploadStores, upload_id: str, object_key: str) -> TakenIn:
-    """Examine the incoming file, keep or reject it, and remove it from incoming.
+def receive(
+    stores: UploadStores, arrival: Arrival, settle_seconds: float, now: float | None = None
+) -> Received:
+    """Decide what to do with one entry of incoming, and do it durably.
 
-    Idempotent: an upload taken in before (its file gone from incoming) answers
-    its recorded outcome. Raises :class:`UploadError` for an upload that is
-    neither in incoming nor recorded.
+    - temporary or hidden names, and files modified within ``settle_seconds``, wait;
+    - symlinks and other non-files are refused with a reason (the entry is removed,
+      whatever it points to is not touched);
+    - a settled regular file is claimed, then its manifest and ``waiting`` row are written.
     """
-    try:
-        info = stores.incoming.info(object_key)
-        data = stores.incoming.get(object_key)
-    except BlobNotFound:
-        previous = load_manifest(stores.raw, upload_id)
-        if previous is None:
-            raise UploadError(
-                f"upload {object_key!r} is not in the incoming location (and was never processed)"
-            ) from None
-        return TakenIn(previous.record, reprocessed=False)
-    record = examine_upload(upload_id, object_key, data, info.modified)
-    if record.status == "accepted":
-        assert record.original_key
-        stores.private.put(record.original_key, data)
-    else:
-        stores.rejected.put(object_key, data)
-        reason = {"reason": record.reason, "failure": record.failure, "at": record.processed_at}
-        stores.rejected.put(rejected_reason_key(object_key), json.dumps(reason).encode())
-    _save_manifest(stores.raw, UploadManifest(record=record))
-    stores.incoming.delete(object_key)  # moved, not copied: incoming only holds new files
-    return TakenIn(record, reprocessed=True)
-
-
-def render_upload(
-    stores: UploadStores, record: UploadRecord, config: RenditionConfig, say: Say = print
-) -> tuple[ImageRenditions | None, AuditRow]:
-    """Make the renditions of an accepted upload and write its audit row (rejected ones
-    get their row too)."""
-    made: ImageRenditions | None = None
-    if record.status == "accepted":
-        image = ImageRecord(
-            product_id=record.upload_id,
-            position=1,
-            source_url=record.object_key,
-            status="ok",
-            original_key=record.original_key,
-            original_sha256=record.sha256,
-            original_bytes=record.bytes,
+    now = time.time() if now is None else now
+    upload_id = arrival.upload_id
+    if is_temporary(arrival.name):
+        return Received(upload_id, "waits", "temporary or hidden name")
+    if arrival.kind != "file":
+        what = "a symbolic link" if arrival.kind == "symlink" else "not a regular file"
+        reason = f"refused: {what} (never followed)"
+        record = _record(arrival, upload_id, now)
+        rejected = record.model_copy(
+            update={"status": "rejected", "reason": reason, "failure": FailureKind.NOT_A_FILE}
         )
-        (made,), _ = render_images([image], stores.private, config, workers=1, say=say)
-    _save_manifest(stores.raw, UploadManifest(record=record, renditions=made))
-    row = upload_audit_row(record, made)
-    _save_audit_row(stores.raw, record.upload_id, row)
-    return made, row
+        _reject(stores, rejected, data=None)
+        stores.area.discard(arrival)
+        return Received(upload_id, "rejected", reason)
+    if arrival.modified > now - settle_seconds:
+        return Received(upload_id, "waits", "still being written (modified moments ago)")
+    if not stores.area.claim(arrival):
+        return Received(upload_id, "changed", "changed or gone since it was seen")
+    record = _record(arrival, upload_id, now)
+    _save(stores.raw, UploadManifest(record=record), _waiting_row(record))
+    return Received(upload_id, "claimed")
+
+
+def _record(arrival: Arrival, upload_id: str, now: float) -> UploadRecord:
+    return UploadRecord(
+        upload_id=upload_id,
+        object_key=display_name(arrival.name),
+        original_name=display_name(arrival.name.rsplit("/", 1)[-1]),
+        status="waiting",
+        bytes=arrival.size,
+        received_at=arrival.modified,
+        processed_at=None,
+    )
+
+
+def reconcile(stores: UploadStores, now: float | None = None) -> dict[str, float]:
+    """The claimed uploads still waiting for processing, with the time their manifest last
+    changed (a manifest is written for a claimed file that has none: the process stopped
+    between the claim and the manifest)."""
+    now = time.time() if now is None else now
+    waiting: dict[str, float] = {}
+    for upload_id in stores.area.claimed_ids():
+        manifest = load_manifest(stores.raw, upload_id)
+        if manifest is None:
+            stat = stores.area.claimed_stat(upload_id)
+            record = UploadRecord(
+                upload_id=upload_id,
+                object_key=UNKNOWN_NAME,
+                original_name=UNKNOWN_NAME,
+                status="waiting",
+                bytes=stat[0] if stat else None,
+                received_at=now,
+            )
+            manifest = UploadManifest(record=record)
+            _save(stores.raw, manifest, _waiting_row(record))
+        if manifest.record.status == "waiting":
+            waiting[upload_id] = manifest.updated_at or now
+    return waiting
+
+
+# ------------------------------------------------------------------ process (run)
+
+
+@dataclass(frozen=True)
+class ProcessOptions:
+    config: RenditionConfig
+    incomplete_grace_seconds: float = 60.0  # a truncated file this fresh may still be growing
+    workers: int | None = None
+
+
+def examine(
+    stores: UploadStores,
+    upload_ids: Iterable[str],
+    options: ProcessOptions,
+    now: float | None = None,
+) -> dict[str, UploadManifest]:
+    """Examine every waiting upload of ``upload_ids``: keep accepted originals privately,
+    move refused files to the rejected area with their reason.
+
+    Idempotent: an upload examined before answers its recorded manifest. One bad file
+    never costs the others: each ends rejected with its reason.
+    """
+    now = time.time() if now is None else now
+    manifests = _manifests(stores, upload_ids)
+    for upload_id, manifest in manifests.items():
+        if manifest.record.status == "waiting":
+            manifests[upload_id] = _examine(stores, manifest, options, now)
+    return manifests
+
+
+def _manifests(stores: UploadStores, upload_ids: Iterable[str]) -> dict[str, UploadManifest]:
+    manifests = {}
+    for upload_id in upload_ids:
+        manifest = load_manifest(stores.raw, upload_id)
+        if manifest is None:
+            raise UploadError(f"upload {upload_id!r} is unknown (never received)")
+        manifests[upload_id] = manifest
+    return manifests
+
+
+def render(
+    stores: UploadStores,
+    upload_ids: Iterable[str],
+    options: ProcessOptions,
+    say: Say = print,
+    now: float | None = None,
+) -> dict[str, UploadManifest]:
+    """Renditions of every accepted upload of ``upload_ids`` not rendered yet, in one
+    worker pool; each upload under its own prefix, then its ``processed`` row."""
+    now = time.time() if now is None else now
+    manifests = _manifests(stores, upload_ids)
+    todo = [m for m in manifests.values() if m.record.status == "accepted" and m.renditions is None]
+    if todo:
+        for done in _render(stores, todo, options, say, now):
+            manifests[done.record.upload_id] = done
+    return manifests
+
+
+def process(
+    stores: UploadStores,
+    upload_ids: Iterable[str],
+    options: ProcessOptions,
+    say: Say = print,
+    now: float | None = None,
+) -> dict[str, UploadManifest]:
+    """:func:`examine` then :func:`render`."""
+    ids = list(upload_ids)
+    examine(stores, ids, options, now)
+    return render(stores, ids, options, say, now)
+
+
+def _examine(
+    stores: UploadStores, manifest: UploadManifest, options: ProcessOptions, now: float
+) -> UploadManifest:
+    record = manifest.record
+    upload_id = record.upload_id
+    try:
+        data = stores.area.read_claimed(upload_id)
+    except FileNotFoundError:
+        return _reject(
+            stores,
+            record.model_copy(
+                update={
+                    "status": "rejected",
+                    "reason": "the claimed file disappeared before it was processed",
+                    "failure": FailureKind.MISSING_ORIGINAL,
+                    "processed_at": now,
+                }
+            ),
+            data=None,
+        )
+    except (NotARegularFile, OSError) as exc:  # swapped for a link after the look: O_NOFOLLOW
+        return _reject(
+            stores,
+            record.model_copy(
+                update={
+                    "status": "rejected",
+                    "reason": f"refused: not a regular file ({type(exc).__name__})",
+                    "failure": FailureKind.NOT_A_FILE,
+                    "processed_at": now,
+                }
+            ),
+            data=None,
+        )
+    base = {"bytes": len(data), "processed_at": now}
+    try:
+        info = probe(data)
+        check_complete(data, info)
+    except ImageRefused as exc:
+        # fresh: written to moments ago (a paused writer's later writes land in the
+        # claimed file, so its own time tells, not the time it was claimed at)
+        stat = stores.area.claimed_stat(upload_id)
+        last_write = stat[1] if stat else record.received_at or 0
+        fresh = now - last_write < options.incomplete_grace_seconds
+        if exc.kind == FailureKind.CORRUPT and fresh:
+            # a truncated file modified moments ago: its writer may only have paused
+            waiting = manifest.model_copy(update={"attempts": manifest.attempts + 1})
+            _save(stores.raw, waiting, _waiting_row(record, f"waiting: {exc.reason}"))
+            return waiting
+        rejected = record.model_copy(
+            update={**base, "status": "rejected", "reason": exc.reason, "failure": exc.kind}
+        )
+        return _reject(stores, rejected, data)
+    except Exception as exc:  # a decoder bug on an odd file must not fail its whole batch
+        reason = f"internal error while reading the image: {type(exc).__name__}: {exc}"
+        rejected = record.model_copy(
+            update={**base, "status": "rejected", "reason": reason, "failure": FailureKind.INTERNAL}
+        )
+        return _reject(stores, rejected, data)
+    sha = hashlib.sha256(data).hexdigest()
+    fmt = info.format.lower()
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(record.received_at or now))
+    unique = upload_unique_name(stamp, upload_id, fmt)
+    width, height = oriented_size(info)
+    accepted = record.model_copy(
+        update={
+            **base,
+            "status": "accepted",
+            "unique_name": unique,
+            "original_key": upload_original_key(unique),
+            "sha256": sha,
+            "format": fmt,
+            "width": width,
+            "height": height,
+        }
+    )
+    stores.private.put(upload_original_key(unique), data)
+    kept = UploadManifest(record=accepted, attempts=manifest.attempts + 1)
+    _save(stores.raw, kept, _waiting_row(accepted, "accepted; renditions pending"))
+    stores.area.remove_claimed(upload_id)  # the original is kept privately now
+    return kept
+
+
+def _reject(stores: UploadStores, record: UploadRecord, data: bytes | None) -> UploadManifest:
+    """Keep the bytes (if any) and the reason in the rejected area, then the records; the
+    claimed file goes last."""
+    upload_id = record.upload_id
+    if data is not None:
+        stores.rejected.put(rejected_key(upload_id), data)
+    reason = {
+        "upload_id": upload_id,
+        "name": record.object_key,
+        "reason": record.reason,
+        "failure": record.failure,
+        "at": record.processed_at or time.time(),
+    }
+    stores.rejected.put(rejected_reason_key(upload_id), json.dumps(reason).encode())
+    manifest = UploadManifest(record=record)
+    _save(stores.raw, manifest, upload_audit_row(record, None))
+    stores.area.remove_claimed(upload_id)
+    return manifest
+
+
+def _render(
+    stores: UploadStores,
+    manifests: list[UploadManifest],
+    options: ProcessOptions,
+    say: Say,
+    now: float,
+) -> list[UploadManifest]:
+    """Renditions of every accepted upload at once (the worker pool), each under its own
+    prefix; then each upload's manifest and ``processed`` row."""
+    fingerprint = options.config.fingerprint()
+    images = [
+        ImageRecord(
+            product_id=m.record.upload_id,
+            position=1,
+            source_url=m.record.object_key,
+            status="ok",
+            original_key=m.record.original_key,
+            original_sha256=m.record.sha256,
+            original_bytes=m.record.bytes,
+        )
+        for m in manifests
+    ]
+    made, _ = render_images(
+        images,
+        stores.private,
+        options.config,
+        workers=options.workers,
+        say=say,
+        prefix_of=lambda image: upload_renditions_prefix(image.product_id, fingerprint),
+    )
+    by_id = {r.product_id: r for r in made}
+    finished = []
+    for manifest in manifests:
+        renditions = by_id[manifest.record.upload_id]
+        done = manifest.model_copy(update={"renditions": renditions})
+        _save(stores.raw, done, upload_audit_row(manifest.record, renditions, now))
+        finished.append(done)
+    return finished
+
+
+# ------------------------------------------------------------------ activate / expire
 
 
 @dataclass(frozen=True)
@@ -162,11 +438,18 @@ def activate(stores: UploadStores, upload_id: str, now: float | None = None) -> 
     """Copy a processed upload's original, master and renditions to the public area,
     then delete the private copies. Raises :class:`UploadError` when the upload is
     unknown or not waiting for activation."""
+    upload_id = upload_id.strip()
     row = load_audit_row(stores.raw, upload_id)
     manifest = load_manifest(stores.raw, upload_id)
-    if row is None or manifest is None or row.status != "processed":
-        status = row.status if row else "unknown"
-        raise UploadError(f"upload {upload_id!r} is not processed and waiting (status: {status})")
+    if row is None or manifest is None:
+        raise UploadError(
+            f"upload {upload_id!r} is unknown (status: unknown); use the id shown in the "
+            "audit table's key column"
+        )
+    if row.status != "processed":
+        raise UploadError(
+            f"upload {upload_id!r} is not processed and waiting (status: {row.status})"
+        )
     unique_name = manifest.record.unique_name or upload_id
     public_keys = []
     for key in manifest.private_keys():
@@ -180,7 +463,7 @@ def activate(stores: UploadStores, upload_id: str, now: float | None = None) -> 
         stores.private.delete(key)
     activated_at = time.time() if now is None else now
     row = row.model_copy(update={"status": "activated", "activated_at": activated_at})
-    _save_audit_row(stores.raw, upload_id, row)
+    stores.raw.put(upload_audit_key(upload_id), row.model_dump_json().encode(), "application/json")
     return Activation(row, public_keys)
 
 
@@ -199,6 +482,6 @@ def expire(stores: UploadStores, ttl_hours: float, now: float | None = None) -> 
         for private_key in manifest.private_keys() if manifest else []:
             stores.private.delete(private_key)
         row = row.model_copy(update={"status": "expired"})
-        _save_audit_row(stores.raw, upload_id, row)
+        stores.raw.put(key, row.model_dump_json().encode(), "application/json")
         expired.append(row)
     return expired

@@ -67,7 +67,12 @@ def clean_kits(
     group_name=GROUP,
     kinds={"duckdb"},
     pool=DUCKDB_POOL,
-    automation_condition=AutomationCondition.eager(),
+    # eager, except that it does not wait for upstream partitions that are missing: an
+    # upload partition that failed (or a vendor not materialized yet) may never exist,
+    # and the table must still follow every upload that was processed
+    automation_condition=AutomationCondition.eager()
+    .without(~AutomationCondition.any_deps_missing())
+    .with_label("eager (missing upstream partitions allowed)"),
     description="DuckDB table image_metadata: one audit row per processed image, uploads and vendor images alike.",
 )
 def image_metadata(storage: StorageResource, catalog: CatalogResource) -> MaterializeResult:

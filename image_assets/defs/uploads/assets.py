@@ -1,70 +1,89 @@
-"""Upload assets on the dynamic ``uploads`` partitions.
+"""Upload assets on the dynamic ``uploads`` partitions (one per upload id), processed in
+batches: one run materializes many uploads, each keeping its own partition status.
 
-``uploaded_images`` takes the file in (validated by content; accepted files kept
-privately under a unique name, refused ones moved to the rejected area with
-their reason); ``upload_renditions`` makes the configured renditions (the
-200x200 thumbnail among them) and writes the audit row. The lifecycle itself
-lives in ``uploads/lifecycle.py``; these assets only call it.
+``uploaded_images`` examines each claimed file (validated by content; accepted
+files kept privately under a unique name, refused ones moved to the rejected
+area with their reason); ``upload_renditions`` makes the configured renditions
+of the accepted ones in one worker pool and writes their audit rows. A bad file
+is a rejected upload, never a failed run. The lifecycle lives in
+``uploads/lifecycle.py``; these assets only call it.
 """
 
+import warnings
+from collections.abc import Iterable
 from typing import Any
 
-from dagster import AssetExecutionContext, Failure, MetadataValue, Output, asset
+from dagster import AssetExecutionContext, BackfillPolicy, Failure, MetadataValue, Output, asset
 
 from image_assets.defs.resources import RenditionsResource, StorageResource
 from image_assets.defs.uploads.partitions import uploads_partitions
 from image_assets.defs.uploads.resources import UploadsResource
-from image_assets.records import UploadRecord
-from image_assets.uploads.keys import object_key_for
-from image_assets.uploads.lifecycle import UploadError, render_upload, take_in
+from image_assets.uploads.lifecycle import ProcessOptions, UploadError, examine, render
+
+# single-run backfill policies are what batch uploads; Dagster 1.13 still marks the
+# parameter beta, and says so once per process: silenced here on purpose
+warnings.filterwarnings("ignore", message="Parameter `backfill_policy`")
 
 GROUP = "uploads"
 UPLOADS: dict[str, Any] = {
     "partitions_def": uploads_partitions,
     "group_name": GROUP,
-    "io_manager_key": "json_io_manager",
+    "io_manager_key": "partitioned_json_io_manager",
+    # a sensor run (or a backfill from the UI) covers many uploads in one process
+    "backfill_policy": BackfillPolicy.single_run(),
 }
 
 
-@asset(
-    **UPLOADS,
-    kinds={"pillow"},
-    description="An uploaded file, validated by content and kept privately under a unique name.",
-)
-def uploaded_images(
-    context: AssetExecutionContext, uploads: UploadsResource, storage: StorageResource
-) -> Output[dict]:
-    object_key = object_key_for(context.partition_key)
-    try:
-        taken = take_in(uploads.stores(storage), context.partition_key, object_key)
-    except UploadError as exc:
-        raise Failure(str(exc), allow_retries=False) from None
-    record = taken.record
-    if not taken.reprocessed:
-        context.log.info(f"{object_key} was processed before: {record.status}")
-    elif record.status == "accepted":
-        context.log.info(
-            f"Accepted {object_key} as {record.unique_name} "
-            f"({record.width}x{record.height} {record.format})"
-        )
-    else:
-        context.log.warning(f"Rejected {object_key}: {record.reason}")
-    return Output(
-        record.model_dump(mode="json"),
-        metadata={
-            "status": record.status,
-            "reason": record.reason or "",
-            "unique_name": record.unique_name or "",
-            "bytes": record.bytes or 0,
-            "reprocessed": taken.reprocessed,
-        },
+def _counts(values: Iterable[str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for value in values:
+        counts[value] = counts.get(value, 0) + 1
+    return counts
+
+
+def _options(uploads: UploadsResource, renditions_config: RenditionsResource) -> ProcessOptions:
+    return ProcessOptions(
+        config=renditions_config.config(),
+        incomplete_grace_seconds=uploads.incomplete_grace_seconds,
+        workers=renditions_config.workers or None,
     )
 
 
 @asset(
     **UPLOADS,
     kinds={"pillow"},
-    description="Renditions of an accepted upload (200x200 thumbnail and the rest) and its audit row.",
+    description="Uploaded files, validated by content and kept privately under unique names "
+    "(or rejected with a reason).",
+)
+def uploaded_images(
+    context: AssetExecutionContext,
+    uploads: UploadsResource,
+    storage: StorageResource,
+    renditions_config: RenditionsResource,
+) -> Output[dict]:
+    options = _options(uploads, renditions_config)
+    try:
+        manifests = examine(uploads.stores(storage), context.partition_keys, options)
+    except UploadError as exc:
+        raise Failure(str(exc), allow_retries=False) from None
+    for upload_id, manifest in manifests.items():
+        record = manifest.record
+        if record.status == "rejected":
+            context.log.warning(f"Rejected {upload_id} ({record.object_key}): {record.reason}")
+        elif record.status == "waiting":
+            context.log.info(f"{upload_id} ({record.object_key}) waits: it may still be written")
+    statuses = [m.record.status for m in manifests.values()]
+    return Output(
+        {k: m.record.model_dump(mode="json") for k, m in manifests.items()},
+        metadata={"uploads": len(manifests), "statuses": MetadataValue.json(_counts(statuses))},
+    )
+
+
+@asset(
+    **UPLOADS,
+    kinds={"pillow"},
+    description="Renditions of each accepted upload (200x200 thumbnail and the rest, one "
+    "worker pool for the batch) and its audit row.",
 )
 def upload_renditions(
     context: AssetExecutionContext,
@@ -73,20 +92,27 @@ def upload_renditions(
     renditions_config: RenditionsResource,
     uploaded_images: dict,
 ) -> Output[dict]:
-    record = UploadRecord.model_validate(uploaded_images)
-    made, row = render_upload(
-        uploads.stores(storage), record, renditions_config.config(), say=context.log.info
-    )
-    value = {
-        "upload": record.model_dump(mode="json"),
-        "renditions": made.model_dump(mode="json") if made else None,
+    options = _options(uploads, renditions_config)
+    try:
+        manifests = render(
+            uploads.stores(storage), list(uploaded_images), options, say=context.log.info
+        )
+    except UploadError as exc:
+        raise Failure(str(exc), allow_retries=False) from None
+    values = {
+        upload_id: {
+            "upload": m.record.model_dump(mode="json"),
+            "renditions": m.renditions.model_dump(mode="json") if m.renditions else None,
+        }
+        for upload_id, m in manifests.items()
     }
+    made = sum(len(m.renditions.renditions) for m in manifests.values() if m.renditions)
     return Output(
-        value,
+        values,
         metadata={
-            "status": row.status,
-            "renditions": row.renditions,
-            "audit_row": MetadataValue.json(row.model_dump(mode="json")),
+            "uploads": len(values),
+            "rendition_files": made,
+            "statuses": MetadataValue.json(_counts([m.record.status for m in manifests.values()])),
         },
     )
 

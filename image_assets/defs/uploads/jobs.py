@@ -21,7 +21,8 @@ upload_job = define_asset_job(
     "upload_job",
     selection=AssetSelection.groups(GROUP),
     tags={"image_assets/kind": "upload"},
-    description="Validate, orient, rename and render one uploaded image; write its audit row.",
+    description="Validate, orient, rename and render a batch of uploads (one partition each); "
+    "write their audit rows.",
 )
 
 

@@ -10,8 +10,10 @@ from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
 from image_assets.defs.resources import StorageResource, s3_client_factory
+from image_assets.layout import CLAIMED_AREA
 from image_assets.storage import BlobStore, LocalBlobStore
 from image_assets.storage.s3 import S3BlobStore
+from image_assets.uploads.intake import IncomingArea, LocalIncoming, S3Incoming
 from image_assets.uploads.lifecycle import UploadStores
 
 
@@ -34,9 +36,19 @@ class UploadsResource(ConfigurableResource):
     public_bucket: str = Field(default="", description="s3: where activated uploads become public")
     public_prefix: str = "uploads"
     queue_url: str = Field(default="", description="SQS queue receiving the bucket's S3 events")
-    max_per_tick: int = Field(default=50, ge=1)
+    max_per_tick: int = Field(
+        default=200, ge=1, description="uploads claimed per sensor tick at most"
+    )
+    batch_size: int = Field(
+        default=50, ge=1, description="uploads processed together in one run at most"
+    )
     settle_seconds: float = Field(
-        default=2.0, ge=0, description="ignore files modified more recently"
+        default=2.0, ge=0, description="files modified more recently wait for the next look"
+    )
+    incomplete_grace_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="a truncated image received this recently waits (its writer may have paused)",
     )
     queue_visibility_seconds: int = Field(default=300, ge=1, description="SQS visibility timeout")
     ttl_hours: float = Field(
@@ -49,9 +61,6 @@ class UploadsResource(ConfigurableResource):
             return S3BlobStore(s3_client_factory(self.s3), bucket, prefix)
         return LocalBlobStore(Path(self.data_dir) / local_folder)
 
-    def incoming(self) -> BlobStore:
-        return self._store("incoming", self.bucket, self.incoming_prefix)
-
     def rejected(self) -> BlobStore:
         return self._store("rejected", self.bucket, self.rejected_prefix)
 
@@ -60,10 +69,17 @@ class UploadsResource(ConfigurableResource):
             f"public/{self.public_prefix}", self.public_bucket or self.bucket, self.public_prefix
         )
 
+    def area(self) -> IncomingArea:
+        """Incoming and, beside it, the claimed area (same folder tree or bucket)."""
+        if self.kind == "s3":
+            return S3Incoming(self.s3.get_client(), self.bucket, self.incoming_prefix, CLAIMED_AREA)
+        root = Path(self.data_dir)
+        return LocalIncoming(root / "incoming", root / CLAIMED_AREA)
+
     def stores(self, storage: StorageResource) -> UploadStores:
         """Everything the upload lifecycle reads and writes."""
         return UploadStores(
-            incoming=self.incoming(),
+            area=self.area(),
             rejected=self.rejected(),
             public=self.public(),
             raw=storage.raw(),
