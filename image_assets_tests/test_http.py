@@ -245,3 +245,40 @@ def test_dns_rebinding_is_refused_at_connect_time(scripted_server, monkeypatch):
     with pytest.raises(RefusedURL, match=r"private address 127\.0\.0\.1"):
         client.fetch(f"http://rebind.example:{port}/secret")
     assert "/secret" not in seen
+
+
+def test_a_request_rate_with_robots_txt_and_threads_finishes(scripted_server):
+    """The README's own example (``requests_per_second``) once hung forever: robots.txt was
+    loaded under the lock that the rate clock takes again."""
+    base, routes, seen = scripted_server
+    routes["/robots.txt"] = lambda h: _send(h, 200, b"User-agent: *\nDisallow: /private\n")
+    for i in range(12):
+        routes[f"/p{i}"] = lambda h, i=i: _send(h, 200, b"page %d" % i)
+    waits: list[float] = []  # the rate clock's waits, recorded instead of slept
+    settings = HttpSettings(
+        allowed_private_networks=("127.0.0.0/8",),
+        requests_per_second=2.0,
+        per_host_concurrency=4,
+    )
+    client = HttpClient(settings, sleep=waits.append)
+    urls = [f"{base}/p{i}" for i in range(12)]
+    bodies: dict[str, bytes] = {}
+
+    def fetch(batch: list[str]) -> None:
+        for url in batch:
+            bodies[url] = client.fetch(url).content
+
+    # daemon threads: a deadlock fails the join below instead of hanging the suite
+    threads = [threading.Thread(target=fetch, args=(urls[i::6],), daemon=True) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 20
+    for thread in threads:
+        thread.join(timeout=max(0.0, deadline - time.monotonic()))
+    assert not any(t.is_alive() for t in threads), "the crawl hung"
+    assert [bodies[url] for url in urls] == [b"page %d" % i for i in range(12)]
+    assert seen.count("/robots.txt") == 1
+    # the rate still holds: 13 requests (robots.txt first) get slots 0.5 s apart
+    assert len(waits) == 12 and max(waits) > 12 * 0.5 * 0.8
+    with pytest.raises(RefusedURL, match="robots"):
+        client.fetch(f"{base}/private/x")

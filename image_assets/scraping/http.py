@@ -197,17 +197,23 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
 
 @dataclass
 class _HostState:
-    """Per-origin politeness: a concurrency semaphore, a request-rate clock, robots.txt."""
+    """Per-origin politeness: a concurrency semaphore, a request-rate clock, robots.txt.
+
+    Two locks, never nested: ``robots_lock`` is held while robots.txt is fetched (that
+    fetch itself takes a rate slot under ``clock_lock``), so one lock for both would
+    deadlock the first request of a vendor with a request rate.
+    """
 
     semaphore: threading.Semaphore
     robots: Protego | None = None
     robots_loaded: bool = False
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    robots_lock: threading.Lock = field(default_factory=threading.Lock)
+    clock_lock: threading.Lock = field(default_factory=threading.Lock)
     next_slot: float = 0.0
 
     def reserve_slot(self, interval: float) -> float:
         """Seconds to wait so that requests to this host start at least ``interval`` apart."""
-        with self.lock:
+        with self.clock_lock:
             now = time.monotonic()
             start = max(now, self.next_slot)
             self.next_slot = start + interval
@@ -267,7 +273,7 @@ class HttpClient:
         if not self.settings.respect_robots:
             return True
         state = self._host(url)
-        with state.lock:
+        with state.robots_lock:  # one fetch of robots.txt per host; others wait for it
             if not state.robots_loaded:
                 state.robots = self._load_robots(url)
                 state.robots_loaded = True
