@@ -14,6 +14,8 @@ import boto3
 import duckdb
 from dagster import DagsterInstance, build_sensor_context, materialize
 from dagster_aws.s3 import S3Resource
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from image_assets.defs.catalog.assets import clean_kits, image_metadata
 from image_assets.defs.profiles import build_resources
@@ -419,3 +421,57 @@ def test_image_metadata_follows_uploads_while_other_partitions_are_missing():
         lambda spec: spec.replace_attributes(automation_condition=AutomationCondition.eager())
     )
     assert requested([*upload_assets, *vendor_assets, plain]) == 0
+
+
+SENSOR_EVENTS = st.lists(
+    st.tuples(
+        st.sampled_from(["appear", "modify", "rename", "delete", "tick", "run"]),
+        st.integers(min_value=0, max_value=3),
+        st.integers(min_value=0, max_value=3),
+    ),
+    min_size=1,
+    max_size=12,
+)
+
+
+@settings(
+    max_examples=6,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(events=SENSOR_EVENTS)
+def test_the_listing_sensor_loses_nothing_whatever_the_order_of_events(tmp_path_factory, events):
+    """Files appear, change, are renamed or deleted between real sensor ticks and upload
+    runs; at the end every file is exactly one upload with its bytes, and incoming is empty."""
+    data = tmp_path_factory.mktemp("sensor") / "data"
+    incoming = data / "incoming"
+    incoming.mkdir(parents=True)
+    resources = _local(data, batch_size=2)
+    names = [f"f{i}.jpg" for i in range(4)]
+    pending = []
+    with DagsterInstance.ephemeral() as instance:
+        for counter, (op, i, j) in enumerate(events):
+            path = incoming / names[i]
+            if op == "appear" and not path.exists():
+                path.write_bytes(b"junk %d" % counter)
+                _settled(path)
+            elif op == "modify" and path.exists():
+                path.write_bytes(path.read_bytes() + b"+%d" % counter)
+                _settled(path)
+            elif op == "rename" and path.exists() and i != j:
+                path.rename(incoming / names[j])
+            elif op == "delete" and path.exists():
+                path.unlink()
+            elif op == "tick":
+                pending.append(_tick(uploads_listing_sensor, instance, resources))
+            elif op == "run" and pending:
+                _add_and_run(instance, resources, pending.pop(0))
+        final = sorted(p.read_bytes() for p in incoming.iterdir())
+        for result in [*pending, _tick(uploads_listing_sensor, instance, resources)]:
+            _add_and_run(instance, resources, result)
+    claimed = data / "claimed"
+    assert not any(incoming.iterdir()) and not (claimed.exists() and any(claimed.iterdir()))
+    rows = _audit(data)
+    assert {r["status"] for r in rows.values()} <= {"rejected"}  # junk bytes, kept with a reason
+    kept = sorted((data / "rejected" / key).read_bytes() for key in rows)
+    assert len(kept) == len(rows) and all(b in kept for b in final)
