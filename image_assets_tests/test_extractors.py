@@ -1,6 +1,8 @@
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from image_assets.records import Product
 from image_assets.scraping.extractors import (
@@ -13,6 +15,7 @@ from image_assets.scraping.extractors import (
     parse_price,
 )
 from image_assets.scraping.registry import CssCatalog, FieldSelector
+from image_assets.scraping.urls import canonical_url
 
 
 @pytest.mark.parametrize(
@@ -214,3 +217,82 @@ def test_itemlist_links_on_listing_pages():
         _page(json.dumps(itemlist)), "https://s.example/list", "a.none", None
     )
     assert products == ["https://s.example/p/a", "https://s.example/p/b"]
+
+
+# -- canonical product URLs ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "canonical"),
+    [
+        (
+            "https://Shop.Example:443/products/mach1?utm_source=list",
+            "https://shop.example/products/mach1",
+        ),
+        (
+            "https://shop.example/products/mach1?ref=home#reviews",
+            "https://shop.example/products/mach1",
+        ),
+        ("https://shop.example/p?b=2&gclid=x&a=1&fbclid=y", "https://shop.example/p?a=1&b=2"),
+        ("https://shop.example/p?mc_cid=1&mc_eid=2&color=red", "https://shop.example/p?color=red"),
+        ("http://shop.example:8080/p", "http://shop.example:8080/p"),
+        (
+            "https://shop.example/fusée/ünï?q=é",
+            "https://shop.example/fus%C3%A9e/%C3%BCn%C3%AF?q=%C3%A9",
+        ),
+        ("https://bücher.example/a b", "https://xn--bcher-kva.example/a%20b"),
+        ("https://shop.example/already%20encoded", "https://shop.example/already%20encoded"),
+        ("mailto:someone@example.com", "mailto:someone@example.com"),
+    ],
+)
+def test_canonical_urls(url, canonical):
+    assert canonical_url(url) == canonical
+    assert canonical_url(canonical) == canonical  # idempotent
+
+
+@given(st.text(max_size=60), st.lists(st.sampled_from(["utm_source=x", "ref=y", "gclid=z", "a=1"])))
+def test_canonical_urls_are_ascii_and_stable(path, params):
+    url = "https://shop.example/" + path + ("?" + "&".join(params) if params else "")
+    once = canonical_url(url)
+    assert once.isascii() or not once.startswith("https://")
+    assert canonical_url(once) == once
+
+
+def test_tracking_links_give_one_product():
+    listing = b"""<html><body>
+      <a class="p" href="/products/mach1?utm_source=list&utm_medium=grid">Mach 1</a>
+      <a class="p" href="/products/mach1?ref=home">Mach 1 again</a>
+      <a class="p" href="/products/mach1#reviews">reviews</a>
+      <a class="p" href="/products/mach2?gclid=abc&amp;color=red">Mach 2</a>
+    </body></html>"""
+    products, _ = discover_links(listing, "https://shop.example/catalog", "a.p", None)
+    assert products == [
+        "https://shop.example/products/mach1",
+        "https://shop.example/products/mach2?color=red",
+    ]
+
+
+def test_a_page_canonical_link_names_the_product():
+    page = b"""<html><head>
+      <link rel="canonical" href="https://shop.example/products/mach-1">
+      <meta property="og:url" content="https://shop.example/other">
+    </head><body><h1>Mach 1</h1><img class="g" src="/i/1.jpg"></body></html>"""
+    catalog = CssCatalog(
+        start_urls=["https://shop.example/"],
+        product_links="a.p",
+        name=FieldSelector(selector="h1"),
+        images=FieldSelector(selector="img.g"),
+    )
+    a = extract_css(page, "https://shop.example/products/mach-1?utm_campaign=x", catalog, "v")
+    b = extract_css(page, "https://shop.example/collections/rockets/mach-1", catalog, "v")
+    assert a[0].url == b[0].url == "https://shop.example/products/mach-1"
+    assert a[0].product_id == b[0].product_id == "mach-1"
+    assert len(merge_products([*a, *b])) == 1
+    og_only = page.replace(
+        b'<link rel="canonical" href="https://shop.example/products/mach-1">', b""
+    )
+    (c,) = extract_css(og_only, "https://shop.example/x?ref=1", catalog, "v")
+    assert c.url == "https://shop.example/other"
+    jsonld = _page('{"@type": "Product", "name": "Mach 1", "image": "/i/1.jpg"}')
+    (d,), _ = extract_jsonld(jsonld, "https://shop.example/products/mach-1?fbclid=1", "v")
+    assert d.url == "https://shop.example/products/mach-1" and d.product_id == "mach-1"

@@ -76,26 +76,28 @@ def _settled(path: Path, age: float = 10.0) -> None:
     os.utime(path, (time.time() - age, time.time() - age), follow_symlinks=False)
 
 
+def _launch(instance, resources, request):
+    """Run one run request of an upload sensor (a batch range, or one upload)."""
+    if RANGE[0] in request.tags:
+        run = materialize(
+            upload_assets, resources=resources, instance=instance, tags=dict(request.tags)
+        )
+    else:
+        run = materialize(
+            upload_assets,
+            partition_key=request.partition_key,
+            resources=resources,
+            instance=instance,
+        )
+    assert run.success  # a bad file is a rejected upload, not a failed run
+    return run
+
+
 def _add_and_run(instance, resources, result) -> list:
     """What the daemon does with a tick: add its partitions, launch its runs."""
     for request in result.dynamic_partitions_requests:
         instance.add_dynamic_partitions("uploads", list(request.partition_keys))
-    runs = []
-    for request in result.run_requests:
-        if RANGE[0] in request.tags:
-            run = materialize(
-                upload_assets, resources=resources, instance=instance, tags=dict(request.tags)
-            )
-        else:
-            run = materialize(
-                upload_assets,
-                partition_key=request.partition_key,
-                resources=resources,
-                instance=instance,
-            )
-        assert run.success  # a bad file is a rejected upload, not a failed run
-        runs.append(run)
-    return runs
+    return [_launch(instance, resources, request) for request in result.run_requests]
 
 
 def _audit(data: Path) -> dict[str, dict]:
@@ -462,13 +464,17 @@ def test_the_listing_sensor_loses_nothing_whatever_the_order_of_events(tmp_path_
                 path.rename(incoming / names[j])
             elif op == "delete" and path.exists():
                 path.unlink()
-            elif op == "tick":
-                pending.append(_tick(uploads_listing_sensor, instance, resources))
+            elif op == "tick":  # the daemon records a tick's partitions before the next tick
+                result = _tick(uploads_listing_sensor, instance, resources)
+                for request in result.dynamic_partitions_requests:
+                    instance.add_dynamic_partitions("uploads", list(request.partition_keys))
+                pending.extend(result.run_requests)  # runs start whenever the queue allows
             elif op == "run" and pending:
-                _add_and_run(instance, resources, pending.pop(0))
+                _launch(instance, resources, pending.pop(0))
         final = sorted(p.read_bytes() for p in incoming.iterdir())
-        for result in [*pending, _tick(uploads_listing_sensor, instance, resources)]:
-            _add_and_run(instance, resources, result)
+        for request in pending:
+            _launch(instance, resources, request)
+        _add_and_run(instance, resources, _tick(uploads_listing_sensor, instance, resources))
     claimed = data / "claimed"
     assert not any(incoming.iterdir()) and not (claimed.exists() and any(claimed.iterdir()))
     rows = _audit(data)

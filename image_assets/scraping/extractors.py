@@ -20,6 +20,7 @@ from bs4 import BeautifulSoup, Tag
 from image_assets.records import Product, Variant
 from image_assets.scraping.identity import product_id_for
 from image_assets.scraping.registry import CssCatalog, FieldSelector
+from image_assets.scraping.urls import canonical_url
 
 _WS = re.compile(r"\s+")
 _PRICE = re.compile(r"[-+]?\d[\d.,\s]*")
@@ -168,12 +169,12 @@ def discover_links(
     Product links come from ``product_selector`` and from JSON-LD ``ItemList`` blocks.
     """
     doc = soup(html)
-    products = unique(
-        [
-            *(absolute(_attr(a, "href"), page_url) for a in doc.select(product_selector)),
-            *_itemlist_urls(doc, page_url),
-        ]
-    )
+    found = [
+        *(absolute(_attr(a, "href"), page_url) for a in doc.select(product_selector)),
+        *_itemlist_urls(doc, page_url),
+    ]
+    # one link per product, however it was decorated (tracking parameters, fragments)
+    products = unique(canonical_url(u) if u else None for u in found)
     nexts = (
         unique(absolute(_attr(a, "href"), page_url) for a in doc.select(next_selector))
         if next_selector
@@ -181,6 +182,19 @@ def discover_links(
     )
     web = [u for u in products if urlsplit(u).scheme in ("http", "https")]
     return web, nexts
+
+
+def page_canonical_url(doc: BeautifulSoup, page_url: str) -> str:
+    """The page's own canonical URL (``<link rel=canonical>``, else ``og:url``) when it
+    names an http(s) URL, else the page's URL; canonicalized either way."""
+    for tag, attr in (
+        (doc.select_one('link[rel~="canonical"]'), "href"),
+        (doc.select_one('meta[property="og:url"]'), "content"),
+    ):
+        declared = absolute(_attr(tag, attr), page_url) if tag is not None else None
+        if declared and urlsplit(declared).scheme in ("http", "https"):
+            return canonical_url(declared)
+    return canonical_url(page_url)
 
 
 # -- JSON-LD ---------------------------------------------------------------------------
@@ -244,6 +258,7 @@ def extract_jsonld(
     A malformed block is reported and skipped; the page's other blocks still count.
     """
     doc = soup(html)
+    page_canonical = page_canonical_url(doc, page_url)
     products: list[Product] = []
     problems: list[str] = []
     for script in doc.find_all("script", attrs={"type": "application/ld+json"}):
@@ -270,7 +285,8 @@ def extract_jsonld(
             offer = _first_offer(node.get("offers")) or next(
                 (o for o in (_first_offer(v.get("offers")) for v in variants) if o), {}
             )
-            url = absolute(node.get("url") if isinstance(node.get("url"), str) else None, page_url)
+            declared = node.get("url") if isinstance(node.get("url"), str) else None
+            url = canonical_url(absolute(declared, page_url) or "") if declared else page_canonical
             sku = next(
                 (
                     str(node[k]).strip()
@@ -282,10 +298,10 @@ def extract_jsonld(
             availability = offer.get("availability")
             products.append(
                 Product(
-                    product_id=product_id_for(sku, url or page_url),
+                    product_id=product_id_for(sku, url),
                     name=clean_text(node.get("name")),
                     manufacturer=manufacturer,
-                    url=url or page_url,
+                    url=url,
                     sku=sku,
                     image_urls=unique(
                         absolute(u, page_url)
@@ -328,7 +344,7 @@ def extract_shopify(
         variants = [v for v in item.get("variants") or [] if isinstance(v, dict)]
         first = variants[0] if variants else {}
         handle = item.get("handle")
-        url = f"{base_url.rstrip('/')}/products/{handle}" if handle else None
+        url = canonical_url(f"{base_url.rstrip('/')}/products/{handle}") if handle else None
         images = sorted(
             (i for i in item.get("images") or [] if isinstance(i, dict)),
             key=lambda i: i.get("position") or 0,
@@ -398,12 +414,13 @@ def extract_css(
         og = doc.select_one('meta[property="og:image"]')
         urls = [_attr(og, "content")] if og else []
     sku = _select_value(doc, catalog.sku)
+    url = page_canonical_url(doc, page_url)
     return [
         Product(
-            product_id=product_id_for(sku, page_url),
+            product_id=product_id_for(sku, url),
             name=name,
             manufacturer=manufacturer,
-            url=page_url,
+            url=url,
             sku=sku,
             image_urls=unique(absolute(u, page_url) for u in urls),
             price=parse_price(_select_value(doc, catalog.price)),
