@@ -61,3 +61,42 @@ def test_bad_registries_get_clear_errors(text, message, monkeypatch):
 def test_unknown_vendor_lists_known_ones():
     with pytest.raises(RegistryError, match="estes, loc, rocketarium"):
         load_registry().get("nope")
+
+
+MISTAKES = """
+vendors:
+  - key: apogee
+    name: Apogee
+    catalog: {kind: shopify, base_url: "https://shop.example", colection: rockets}
+    htp: {requests_per_second: 5}
+  - key: acme
+    name: Acme
+    catalog: {kind: css, start_urls: ["https://acme.example/"], product_links: a,
+              nam: {selector: h1}}
+    checks: {max_count_drop: 2}
+  - name: no key
+    catalog: {kind: sitemap}
+"""
+
+
+def test_registry_mistakes_are_one_line_each_naming_vendor_field_and_fix():
+    with pytest.raises(RegistryError) as info:
+        parse_registry(MISTAKES, "my-vendors.yaml")
+    lines = str(info.value).splitlines()
+    assert lines == [
+        "my-vendors.yaml: vendor 'apogee': catalog.colection: unknown field 'colection'; "
+        "did you mean 'collection'? (allowed: base_url, collection, currency, kind, page_size)",
+        "my-vendors.yaml: vendor 'apogee': htp: unknown field 'htp'; did you mean 'http'? "
+        "(allowed: allow_private_networks, catalog, checks, http, key, max_pages, "
+        "max_products, name)",
+        "my-vendors.yaml: vendor 'acme': catalog.name: required field is missing",
+        "my-vendors.yaml: vendor 'acme': catalog.nam: unknown field 'nam'; did you mean "
+        "'name'? (allowed: currency, images, kind, name, next_page, page_param, price, "
+        "product_links, sku, start_urls)",
+        "my-vendors.yaml: vendor 'acme': checks.max_count_drop: Input should be less than "
+        "or equal to 1",
+        "my-vendors.yaml: vendor #3: key: required field is missing",
+        "my-vendors.yaml: vendor #3: catalog: Input tag 'sitemap' found using 'kind' does "
+        "not match any of the expected tags: 'jsonld', 'shopify', 'css'",
+    ]
+    assert "pydantic" not in str(info.value) and "errors.pydantic.dev" not in str(info.value)

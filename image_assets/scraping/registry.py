@@ -8,6 +8,7 @@ serves laptops, CI and production.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
 import re
@@ -15,7 +16,8 @@ from collections.abc import Mapping
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Literal
+from types import UnionType
+from typing import Annotated, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -203,7 +205,85 @@ def parse_registry(text: str, source: str = "<registry>") -> Registry:
     try:
         return Registry.model_validate(expand_env(data))
     except ValidationError as exc:
-        raise RegistryError(f"{source} is not a valid vendor registry:\n{exc}") from exc
+        raise RegistryError(describe_errors(exc, data, source)) from None
+
+
+def describe_errors(exc: ValidationError, data: object, source: str) -> str:
+    """One line per problem: the vendor (by its key), the field's path, what is wrong and
+    what is allowed, with a did-you-mean for a misspelt field name."""
+    lines = []
+    for error in exc.errors(include_url=False):
+        where, parent = _locate(list(error["loc"]), data)
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            name = str(error["loc"][-1])
+            allowed = sorted(parent.model_fields) if parent else []
+            guess = difflib.get_close_matches(name, allowed, n=1, cutoff=0.6)
+            message = f"unknown field {name!r}"
+            message += f"; did you mean {guess[0]!r}?" if guess else ""
+            message += f" (allowed: {', '.join(allowed)})" if allowed else ""
+        elif error["type"] == "missing":
+            message = "required field is missing"
+        lines.append(f"{source}: {where}: {message}")
+    return "\n".join(lines)
+
+
+def _locate(loc: list, data: object) -> tuple[str, type[BaseModel] | None]:
+    """("vendor 'estes': catalog.name", the model that holds the last field)."""
+    prefix = ""
+    annotation: object = Registry
+    if len(loc) >= 2 and loc[0] == "vendors" and isinstance(loc[1], int):
+        entries = data.get("vendors") if isinstance(data, dict) else None
+        entry = entries[loc[1]] if isinstance(entries, list) and loc[1] < len(entries) else None
+        key = entry.get("key") if isinstance(entry, dict) else None
+        prefix = f"vendor {key!r}" if key else f"vendor #{loc[1] + 1}"
+        loc, annotation = loc[2:], Vendor
+    names: list[str] = []
+    parent: type[BaseModel] | None = None
+    for element in loc:
+        model = _model_of(annotation, element)
+        if model is not None and model is not _model_of(annotation, None):  # a union's tag
+            annotation = model
+            continue
+        if isinstance(element, int):
+            names.append(f"[{element}]")
+            annotation = _item_type(annotation)
+            continue
+        model = _model_of(annotation, None)
+        parent = model
+        field = model.model_fields.get(str(element)) if model else None
+        names.append(str(element))
+        annotation = field.annotation if field else None
+    path = ".".join(names).replace(".[", "[") or "(top level)"
+    return (f"{prefix}: {path}" if prefix else path), parent
+
+
+def _members(annotation: object) -> list[object]:
+    """The types inside Optional/Annotated/Union wrappers."""
+    if get_origin(annotation) is Annotated:
+        return _members(get_args(annotation)[0])
+    if get_origin(annotation) in (Union, UnionType):
+        return [m for arg in get_args(annotation) for m in _members(arg)]
+    return [annotation]
+
+
+def _model_of(annotation: object, tag: object) -> type[BaseModel] | None:
+    """The model an annotation names; with ``tag``, the union member whose ``kind`` is it."""
+    models = [m for m in _members(annotation) if isinstance(m, type) and issubclass(m, BaseModel)]
+    if tag is None:
+        return models[0] if len(models) == 1 else None
+    for model in models:
+        kind = model.model_fields.get("kind")
+        if kind is not None and kind.default == tag:
+            return model
+    return None
+
+
+def _item_type(annotation: object) -> object:
+    for member in _members(annotation):
+        if get_origin(member) is list:
+            return get_args(member)[0]
+    return None
 
 
 def load_registry(path: str | os.PathLike[str] | None = None) -> Registry:
