@@ -296,3 +296,51 @@ def test_a_page_canonical_link_names_the_product():
     jsonld = _page('{"@type": "Product", "name": "Mach 1", "image": "/i/1.jpg"}')
     (d,), _ = extract_jsonld(jsonld, "https://shop.example/products/mach-1?fbclid=1", "v")
     assert d.url == "https://shop.example/products/mach-1" and d.product_id == "mach-1"
+
+
+def test_a_fixed_currency_fills_pages_without_one_for_every_kind():
+    from image_assets.records import PageRecord
+    from image_assets.scraping.crawl import parse_products
+    from image_assets.scraping.registry import RegistryError, parse_registry
+    from image_assets.storage import MemoryBlobStore
+
+    registry = parse_registry(
+        """
+vendors:
+  - key: css-shop
+    name: CSS shop
+    currency: USD
+    catalog:
+      kind: css
+      start_urls: ["https://shop.example/"]
+      product_links: a
+      name: {selector: h1}
+      price: {selector: .price}
+      currency: {selector: "meta[itemprop=priceCurrency]", attr: content}
+  - key: ld-shop
+    name: JSON-LD shop
+    currency: CAD
+    catalog: {kind: jsonld, start_urls: ["https://ld.example/"]}
+"""
+    )
+    store = MemoryBlobStore()
+    store.put("a", b"<h1>A</h1><span class=price>$210.00</span>")
+    store.put(
+        "b", b'<h1>B</h1><meta itemprop=priceCurrency content="EUR"><span class=price>9</span>'
+    )
+    store.put("c", _page('{"@type": "Product", "name": "C", "offers": {"price": "5"}}'))
+    pages = [
+        PageRecord(url="https://shop.example/a", role="product", key="a", status="fetched"),
+        PageRecord(url="https://shop.example/b", role="product", key="b", status="fetched"),
+    ]
+    products, _ = parse_products(registry.get("css-shop"), pages, store)
+    assert {(p.name, p.price, p.currency) for p in products} == {
+        ("A", 210.0, "USD"),  # the page names none: the registry's
+        ("B", 9.0, "EUR"),  # the page's own wins
+    }
+    ld_page = PageRecord(url="https://ld.example/c", role="product", key="c", status="fetched")
+    (product,), _ = parse_products(registry.get("ld-shop"), [ld_page], store)
+    assert product.currency == "CAD"
+    bad = "vendors: [{key: a, name: a, currency: dollars, catalog: {kind: shopify, base_url: u}}]"
+    with pytest.raises(RegistryError, match=r"vendor 'a': currency: String should match"):
+        parse_registry(bad)

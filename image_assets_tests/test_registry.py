@@ -87,7 +87,7 @@ def test_registry_mistakes_are_one_line_each_naming_vendor_field_and_fix():
         "my-vendors.yaml: vendor 'apogee': catalog.colection: unknown field 'colection'; "
         "did you mean 'collection'? (allowed: base_url, collection, currency, kind, page_size)",
         "my-vendors.yaml: vendor 'apogee': htp: unknown field 'htp'; did you mean 'http'? "
-        "(allowed: allow_private_networks, catalog, checks, http, key, max_pages, "
+        "(allowed: allow_private_networks, catalog, checks, currency, http, key, max_pages, "
         "max_products, name)",
         "my-vendors.yaml: vendor 'acme': catalog.name: required field is missing",
         "my-vendors.yaml: vendor 'acme': catalog.nam: unknown field 'nam'; did you mean "

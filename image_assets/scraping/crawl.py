@@ -283,7 +283,7 @@ def parse_products(
         body = store.get(page.key)
         if isinstance(catalog, ShopifyCatalog):
             try:
-                found.extend(extract_shopify(body, catalog.base_url, vendor.key, catalog.currency))
+                found.extend(extract_shopify(body, catalog.base_url, vendor.key))
             except ValueError as exc:
                 problems.append(f"{page.url}: {exc}")
         elif page.role == "product":
@@ -295,4 +295,7 @@ def parse_products(
             if not products:
                 problems.append(f"{page.url}: no product found on the page")
             found.extend(products)
+    default = vendor.default_currency
+    if default:  # the page's own currency wins; the registry's fills the gaps
+        found = [p if p.currency else p.model_copy(update={"currency": default}) for p in found]
     return merge_products(found)[: vendor.max_products], problems

@@ -118,6 +118,19 @@ class Vendor(_Strict):
     checks: CheckThresholds = CheckThresholds()
     max_pages: int = Field(default=500, ge=1)
     max_products: int = Field(default=20_000, ge=1)
+    currency: str | None = Field(
+        default=None,
+        pattern=r"^[A-Z]{3}$",
+        description="ISO 4217 code for prices whose page names no currency (any catalog kind)",
+    )
+
+    @property
+    def default_currency(self) -> str | None:
+        """The vendor's currency, else a Shopify catalog's (the older place for it)."""
+        catalog_currency = (
+            self.catalog.currency if isinstance(self.catalog, ShopifyCatalog) else None
+        )
+        return self.currency or catalog_currency
 
     @field_validator("allow_private_networks")
     @classmethod
