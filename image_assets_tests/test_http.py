@@ -282,3 +282,28 @@ def test_a_request_rate_with_robots_txt_and_threads_finishes(scripted_server):
     assert len(waits) == 12 and max(waits) > 12 * 0.5 * 0.8
     with pytest.raises(RefusedURL, match="robots"):
         client.fetch(f"{base}/private/x")
+
+
+def test_a_products_json_that_answers_html_names_the_url_and_what_came_back(scripted_server):
+    from image_assets.scraping.crawl import CatalogUnavailable, crawl_vendor
+    from image_assets.scraping.registry import parse_registry
+    from image_assets.storage import MemoryBlobStore
+
+    base, routes, _ = scripted_server
+    page = b"<!DOCTYPE html>\n<html><body>Please log in</body></html>"
+    routes["/products.json?limit=250&page=1"] = lambda h: _send(
+        h, 200, page, Content_Type="text/html; charset=utf-8"
+    )
+    vendor = parse_registry(
+        f"vendors: [{{key: s, name: S, allow_private_networks: [127.0.0.0/8],"
+        f" catalog: {{kind: shopify, base_url: '{base}'}}}}]"
+    ).get("s")
+    with (
+        HttpClient(HttpSettings(allowed_private_networks=("127.0.0.0/8",))) as client,
+        pytest.raises(CatalogUnavailable) as info,
+    ):
+        crawl_vendor(vendor, client, MemoryBlobStore())
+    message = str(info.value)
+    assert f"{base}/products.json?limit=250&page=1 answered text/html; charset=utf-8" in message
+    assert "'<!DOCTYPE html> <html><body>Please log in" in message
+    assert "products.json is not JSON" in message and "\n" not in message

@@ -191,9 +191,10 @@ def _crawl_shopify(
         try:
             count = len(extract_shopify(body, catalog.base_url, vendor.key))
         except ValueError as exc:
+            reason = unexpected_body(url, record.content_type, body, str(exc))
             if page == 1:
-                raise CatalogUnavailable(f"catalog of vendor {vendor.key!r}: {exc}") from None
-            failed = {"status": "failed", "reason": str(exc), "failure": FailureKind.UNPARSABLE}
+                raise CatalogUnavailable(f"catalog of vendor {vendor.key!r}: {reason}") from None
+            failed = {"status": "failed", "reason": reason, "failure": FailureKind.UNPARSABLE}
             pages.append(record.model_copy(update=failed))
             break
         if count == 0:
@@ -201,6 +202,17 @@ def _crawl_shopify(
         pages.append(record)
         say(f"{vendor.key}: products.json page {page}: {count} products")
     return pages
+
+
+def unexpected_body(url: str, content_type: str | None, body: bytes, problem: str) -> str:
+    """One line on a page that is not what its extractor reads: the URL, what came back
+    (content type, size, first bytes) and what was wrong with it."""
+    head = body[:80].decode("utf-8", "replace")
+    head = " ".join(head.split())  # control characters and newlines out of a log line
+    return (
+        f"{url} answered {content_type or 'no content type'} ({len(body)} bytes, starting "
+        f"{head!r}): {problem}"
+    )
 
 
 def with_query_param(url: str, name: str, value: int) -> str:
@@ -285,7 +297,7 @@ def parse_products(
             try:
                 found.extend(extract_shopify(body, catalog.base_url, vendor.key))
             except ValueError as exc:
-                problems.append(f"{page.url}: {exc}")
+                problems.append(unexpected_body(page.url, page.content_type, body, str(exc)))
         elif page.role == "product":
             if isinstance(catalog, JsonLdCatalog):
                 products, page_problems = extract_jsonld(body, page.url, vendor.key)
