@@ -197,7 +197,8 @@ def cmd_scrape(args: argparse.Namespace) -> int:
         f"{sum(1 for p in products if not p.name)} without name, "
         f"{sum(1 for p in products if not p.image_urls)} without images; "
         f"{len(crawl.pages)} pages ({stats.fetched} fetched, {stats.failed} failed, "
-        f"{stats.refused} refused) in {time.monotonic() - started:.1f}s"
+        f"{stats.refused} refused, {stats.robots} disallowed by robots.txt) "
+        f"in {time.monotonic() - started:.1f}s"
     )
     for problem in problems[:20]:
         err(f"  problem: {problem}")

@@ -137,3 +137,18 @@ def test_clean_kits_columns_come_from_the_table(tmp_path):
         assert column.name in described
     assert described["price"] == "DOUBLE" and described["images_failed"] == "INTEGER"
     assert described["images"] == "JSON" and described["image_count"] == "UBIGINT"
+
+
+def test_image_metadata_columns_are_typed_whatever_the_rows_hold(tmp_path):
+    from image_assets.catalog.duckdb_catalog import build_image_metadata
+    from image_assets.records import AuditRow
+
+    db = tmp_path / "catalog.duckdb"
+    build_image_metadata(db, [AuditRow(key="k", source="vendor", status="processed")])
+    with duckdb.connect(str(db), read_only=True) as con:
+        types = dict(
+            con.execute("SELECT column_name, column_type FROM (DESCRIBE image_metadata)").fetchall()
+        )
+    assert types["reason"] == types["failure"] == types["sha256"] == "VARCHAR"  # all NULL here
+    assert types["bytes"] == types["width"] == "BIGINT"
+    assert types["processed_at"] == "TIMESTAMP WITH TIME ZONE"

@@ -162,7 +162,11 @@ def test_every_fault_is_recorded_and_the_rest_comes_through(hostile_site, tmp_pa
         assert "link-local" in by_url["/p/redirect-private"].reason
         assert "too many redirects" in by_url["/p/loop"].reason
         assert by_url["/p/secret"].reason == "disallowed by robots.txt"
+        assert by_url["/p/secret"].failure == "robots"
         assert "/p/secret" not in site.hits
+        stats = crawl.stats  # robots.txt's wish is its own count, not a failure
+        assert stats.robots == 1 and stats.refused == 1  # the redirect to a link-local address
+        assert stats.failed == sum(1 for p in crawl.pages if p.status == "failed")
         assert any("malformed JSON-LD" in p for p in problems)
         assert any("/p/empty: no product found" in p for p in problems)
 

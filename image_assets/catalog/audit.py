@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import get_args
 
 import pandas as pd
 
@@ -16,17 +17,30 @@ from image_assets.layout import UPLOAD_AUDIT_PREFIX, VENDOR_AUDIT_PREFIX, vendor
 from image_assets.records import AuditRow, ImageRecord, ImageRenditions, UploadRecord
 from image_assets.storage import BlobStore
 
-TIMESTAMP_COLUMNS = ("received_at", "processed_at", "activated_at")
-
 
 def audit_columns() -> tuple[str, ...]:
     return tuple(AuditRow.model_fields)
 
 
+def _column_dtype(annotation: object) -> str:
+    """pandas dtype of a field: the table's column types are fixed by the record, whatever
+    the rows hold (a column NULL in every row still gets its type, not DuckDB's NULL)."""
+    members = set(get_args(annotation)) or {annotation}
+    if int in members:
+        return "Int64"
+    if float in members:
+        return "timestamp"
+    return "string"
+
+
 def audit_frame(rows: list[AuditRow]) -> pd.DataFrame:
     frame = pd.DataFrame([r.model_dump(mode="json") for r in rows], columns=list(audit_columns()))
-    for column in TIMESTAMP_COLUMNS:
-        frame[column] = pd.to_datetime(frame[column], unit="s", utc=True)
+    for name, field in AuditRow.model_fields.items():
+        dtype = _column_dtype(field.annotation)
+        if dtype == "timestamp":
+            frame[name] = pd.to_datetime(frame[name].astype("Float64"), unit="s", utc=True)
+        else:
+            frame[name] = frame[name].astype(dtype)
     return frame
 
 

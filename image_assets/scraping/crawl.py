@@ -61,17 +61,20 @@ class CrawlStats:
     fetched: int = 0
     not_modified: int = 0
     failed: int = 0
-    refused: int = 0
+    refused: int = 0  # refused before any request (scheme, private address), not by robots
+    robots: int = 0  # disallowed by the vendor's robots.txt: its wish, not a failure
     bytes_fetched: int = 0
 
     @classmethod
     def of(cls, pages: list[PageRecord]) -> CrawlStats:
         by_status = Counter(p.status for p in pages)
+        robots = sum(1 for p in pages if p.failure == FailureKind.ROBOTS)
         return cls(
             fetched=by_status["fetched"],
             not_modified=by_status["not_modified"],
             failed=by_status["failed"],
-            refused=by_status["refused"],
+            refused=by_status["refused"] - robots,
+            robots=robots,
             bytes_fetched=sum(p.bytes_fetched for p in pages),
         )
 

@@ -76,6 +76,7 @@ def vendor_pages(
             "pages_fetched": s.fetched,
             "pages_not_modified": s.not_modified,
             "pages_failed": s.failed + s.refused,
+            "pages_disallowed_by_robots": s.robots,
             "bytes_fetched": s.bytes_fetched,
         },
     )
