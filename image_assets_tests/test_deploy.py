@@ -293,3 +293,75 @@ def test_helm_queue_limits_match_the_production_instance():
         return {(e["key"], json.dumps(e.get("value"), sort_keys=True)): e["limit"] for e in entries}
 
     assert limits(queue["tagConcurrencyLimits"]) == limits(instance["tag_concurrency_limits"])
+
+
+def _iam_findings(text: str) -> list[tuple[str, str, str]]:
+    """parliament's findings on a policy template rendered as a deployer would."""
+    from parliament import analyze_policy_string, enhance_finding
+
+    for placeholder, value in {
+        "${AWS_REGION}": "eu-west-1",
+        "${AWS_ACCOUNT_ID}": "123456789012",
+        "${PREFIX}": "image-assets",
+    }.items():
+        text = text.replace(placeholder, value)
+    policy = analyze_policy_string(text)
+    return [
+        (f.severity, f.issue, str(f.detail)) for f in (enhance_finding(f) for f in policy.findings)
+    ]
+
+
+def test_the_ecs_iam_policy_passes_parliament():
+    """Conditions on actions that do not support them make AWS deny the action: the run
+    launcher could not register or tag its tasks. parliament knows which keys each
+    action supports."""
+    assert _iam_findings((DEPLOY / "ecs" / "iam-policy.json").read_text()) == []
+    # the check bites: the shape the policy had before
+    broken = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": ["ecs:RunTask", "ecs:RegisterTaskDefinition", "ecs:TagResource"],
+                "Resource": "*",
+                "Condition": {"ArnEquals": {"ecs:cluster": "arn:aws:ecs:eu-west-1:1:cluster/x"}},
+            }
+        ],
+    }
+    issues = {issue for severity, issue, _ in _iam_findings(json.dumps(broken))}
+    assert "UNKNOWN_CONDITION_FOR_ACTION" in issues
+
+
+SHARED_HELM_SCHEMA = REPO.parent / "shared" / "reference" / "dagster-helm-values.schema.json"
+
+
+@pytest.mark.skipif(
+    not SHARED_HELM_SCHEMA.is_file(), reason="the chart's values schema lives in ../shared"
+)
+def test_helm_values_follow_the_dagster_chart_schema():
+    """deploy/helm/values.yaml against the official chart's values.schema.json (offline:
+    its references to kubernetesjsonschema.dev are taken as plain objects)."""
+    from jsonschema import Draft7Validator
+
+    def offline(node: object) -> object:
+        """The schema with every kubernetesjsonschema.dev reference taken as anything, and
+        without ``required``: Helm validates the chart's defaults merged with these values,
+        and the defaults are not here; every key and value we set is still checked."""
+        if isinstance(node, dict):
+            if str(node.get("$ref", "")).startswith("https://kubernetesjsonschema.dev"):
+                return {}
+            return {k: offline(v) for k, v in node.items() if k != "required"}
+        if isinstance(node, list):
+            return [offline(v) for v in node]
+        return node
+
+    schema = offline(json.loads(SHARED_HELM_SCHEMA.read_text()))
+    assert "kubernetesjsonschema.dev" not in json.dumps(schema)
+    validator = Draft7Validator(schema)
+    values = yaml.safe_load((DEPLOY / "helm" / "values.yaml").read_text())
+    errors = sorted(validator.iter_errors(values), key=lambda e: list(e.path))
+    assert not errors, "\n".join(f"{list(e.path)}: {e.message}" for e in errors)
+    values["dagsterDaemon"]["runCoordinator"]["config"]["queuedRunCoordinator"][
+        "maxConcurrentRuns"
+    ] = "ten"  # the check bites
+    assert any(validator.iter_errors(values))
