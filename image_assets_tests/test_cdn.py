@@ -193,8 +193,14 @@ def test_fault_injection_retries_falls_back_and_never_uploads_twice(
         _cloudinary(fake_cloudinary, timeout=0.7, backoff=0.01),
         S3Cdn(boto3.client("s3"), bucket, public_base_url="https://cdn.example"),
     ]
-    uploads, stats = publish_images("estes", images, made, store, chain, say=lambda m: None)
+    warnings: list[str] = []
+    uploads, stats = publish_images(
+        "estes", images, made, store, chain, say=lambda m: None, warn=warnings.append
+    )
     assert stats.failed == 0 and len(uploads) == 30  # every product accounted for
+    # why each image fell back reaches the caller's log (the run's event log), once each
+    assert len(warnings) == 6 and all("published on s3 (fallback)" in w for w in warnings)
+    assert all("cloudinary" in w and "RateLimited" in w for w in warnings)
     where = {u.product_id: u.asset.storage for u in uploads}
     assert [pid for pid, s in where.items() if s == "s3"] == [f"p{i:03d}" for i in range(0, 30, 5)]
     assert stats.fallback == 6 and stats.by_storage == {"cloudinary": 24, "s3": 6}
@@ -206,6 +212,7 @@ def test_fault_injection_retries_falls_back_and_never_uploads_twice(
     s3_objects = boto3.client("s3").list_objects_v2(Bucket=bucket)["KeyCount"]
     _again, stats2 = publish_images("estes", images, made, store, chain, say=lambda m: None)
     assert stats2.uploaded == 0 and stats2.unchanged == 30 and stats2.failed == 0
+    assert stats2.fallback == 0  # counts what this run sent to a fallback: nothing
     assert dict(fake_cloudinary.stored) == before
     assert boto3.client("s3").list_objects_v2(Bucket=bucket)["KeyCount"] == s3_objects
 

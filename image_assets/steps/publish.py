@@ -10,7 +10,6 @@ reason and failure kind are recorded and the product keeps an empty image.
 
 from __future__ import annotations
 
-import logging
 from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -24,8 +23,6 @@ from image_assets.records import ImageRecord, ImageRenditions, PublishedImage
 from image_assets.steps.originals import failure_counts
 from image_assets.storage import BlobStore
 
-log = logging.getLogger(__name__)
-
 
 @dataclass(frozen=True)
 class PublishOutcome:
@@ -34,6 +31,7 @@ class PublishOutcome:
     published: PublishedImage
     rendition_uploads: int = 0
     bytes_uploaded: int = 0
+    fallback_reason: str | None = None  # why earlier backends did not take it, if any
 
 
 @dataclass
@@ -57,7 +55,11 @@ class PublishStats:
             uploaded=sum(p.status == "uploaded" for p in published),
             unchanged=sum(p.status == "unchanged" for p in published),
             failed=sum(p.status == "failed" for p in published),
-            fallback=sum(storage != primary for storage in held),
+            # published on a fallback backend in this run (not merely held there)
+            fallback=sum(
+                p.status == "uploaded" and p.asset is not None and p.asset.storage != primary
+                for p in published
+            ),
             rendition_uploads=sum(o.rendition_uploads for o in outcomes),
             bytes_uploaded=sum(o.bytes_uploaded for o in outcomes),
             duration=duration,
@@ -75,6 +77,7 @@ def publish_images(
     *,
     workers: int = 8,
     say: Say = print,
+    warn: Say = print,
 ) -> tuple[list[PublishedImage], PublishStats]:
     """One :class:`PublishedImage` per image record (failed ones included), in input order.
 
@@ -96,6 +99,15 @@ def publish_images(
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="publish") as pool:
         outcomes = list(pool.map(one, images))
     stats = PublishStats.of(outcomes, backends[0].storage, progress.elapsed)
+    for outcome in outcomes:  # reported here, in the caller's log (the run's event log)
+        image = outcome.published
+        if outcome.fallback_reason and image.asset is not None:
+            warn(
+                f"image {image.position} of {image.product_id} published on "
+                f"{image.asset.storage} (fallback): {outcome.fallback_reason}"
+            )
+        elif image.status == "failed":
+            warn(f"image {image.position} of {image.product_id} not published: {image.reason}")
     return [o.published for o in outcomes], stats
 
 
@@ -197,9 +209,9 @@ def _publish_one(
             uploaded = PublishedImage(
                 **base, status="uploaded", asset=asset, renditions=urls, **extras
             )
-            return PublishOutcome(uploaded, files, master.bytes + sent)
+            fallback = "; ".join(errors) if backend is not backends[0] else None
+            return PublishOutcome(uploaded, files, master.bytes + sent, fallback)
         except Exception as exc:  # the next backend gets its chance; the reason is kept
-            log.warning("upload of %s to %s failed: %s", image_id, backend.storage, exc)
             errors.append(f"{backend.storage}: {exc}")
             kinds.append(exc.kind if isinstance(exc, CdnError) else FailureKind.INTERNAL)
     failed = PublishedImage(

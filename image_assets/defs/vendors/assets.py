@@ -229,6 +229,7 @@ def cdn_uploads(
         storage.images(),
         backends,
         say=context.log.info,
+        warn=context.log.warning,
     )
     context.log.info(f"Uploaded {stats.uploaded} images in {stats.duration:.1f} seconds")
     metadata: dict[str, Any] = {
