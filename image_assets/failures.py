@@ -36,18 +36,3 @@ class FailureKind(StrEnum):
     MISSING_ORIGINAL = "missing_original"
     NOT_RENDERED = "not_rendered"
     INTERNAL = "internal"  # a bug: the message says what
-
-    @property
-    def retryable(self) -> bool:
-        """Whether trying the same thing later may succeed (the network, not the bytes)."""
-        return self in _RETRYABLE
-
-
-_RETRYABLE = frozenset(
-    {
-        FailureKind.TIMEOUT,
-        FailureKind.CONNECTION,
-        FailureKind.DNS,
-        FailureKind.CDN_TRANSIENT,
-    }
-)

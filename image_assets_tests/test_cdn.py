@@ -220,6 +220,7 @@ def test_fault_injection_retries_falls_back_and_never_uploads_twice(
 def test_all_backends_failing_keeps_a_failed_record(fake_cloudinary, tmp_path):
     store, images, made = _prepared(tmp_path, 3)
     fake_cloudinary.faults = lambda action, public_id, attempt: ("status", 503)
+    warnings: list[str] = []
     uploads, stats = publish_images(
         "estes",
         images,
@@ -227,10 +228,12 @@ def test_all_backends_failing_keeps_a_failed_record(fake_cloudinary, tmp_path):
         store,
         [_cloudinary(fake_cloudinary, max_retries=1, backoff=0.01)],
         say=lambda m: None,
+        warn=warnings.append,
     )
     assert stats.failed == 3 and all(
         u.asset is None and "upload failed" in u.reason for u in uploads
     )
+    assert len(warnings) == 3 and all("not published: upload failed" in w for w in warnings)
 
 
 def test_quota_percentages_and_verdicts():

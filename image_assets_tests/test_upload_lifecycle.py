@@ -319,3 +319,33 @@ def test_a_decoder_bug_on_one_file_rejects_that_file_only(tmp_path, monkeypatch)
     done = process(stores, ids, ProcessOptions(SMALL, workers=1), say=lambda _: None)
     statuses = {m.record.original_name: (m.record.status, m.record.failure) for m in done.values()}
     assert statuses == {"odd.jpg": ("rejected", "internal"), "fine.jpg": ("accepted", None)}
+
+
+def test_a_read_error_is_the_stores_trouble_not_the_uploads(tmp_path, monkeypatch):
+    """EIO or EACCES on the claimed file fails the run (tried again later); the upload is
+    not rejected and its file is not deleted. A link swapped in is refused, never read."""
+    stores = make_stores(tmp_path)
+    drop(tmp_path, "a.jpg", jpeg())
+    (upload_id,) = receive_all(stores)
+    real_read = stores.area.read_claimed
+
+    def unreadable(_upload_id: str) -> bytes:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(stores.area, "read_claimed", unreadable)
+    with pytest.raises(PermissionError):
+        process(stores, [upload_id], ProcessOptions(SMALL, workers=1))
+    assert row(stores, upload_id).status == "waiting"
+    assert (tmp_path / "claimed" / upload_id).is_file()
+    monkeypatch.setattr(stores.area, "read_claimed", real_read)
+    claimed = tmp_path / "claimed" / upload_id
+    claimed.unlink()
+    outside = tmp_path / "outside.jpg"
+    outside.write_bytes(jpeg("outside"))
+    claimed.symlink_to(outside)  # swapped for a link between the look and the read
+    done = process(stores, [upload_id], ProcessOptions(SMALL, workers=1), say=lambda _: None)
+    assert (done[upload_id].record.status, done[upload_id].record.failure) == (
+        "rejected",
+        "not_a_file",
+    )
+    assert outside.read_bytes() == jpeg("outside")

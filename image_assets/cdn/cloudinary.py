@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import io
 import logging
-import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -57,7 +56,7 @@ def classify(exc: BaseException) -> FailureKind:
 
 def is_network_error(exc: BaseException) -> bool:
     """Whether the request may have reached Cloudinary without an answer coming back."""
-    return isinstance(exc.__context__, Urllib3Error | socket.timeout | OSError)
+    return isinstance(exc.__context__, Urllib3Error | OSError)  # socket.timeout is an OSError
 
 
 def split_folder(public_id: str) -> tuple[str | None, str]:

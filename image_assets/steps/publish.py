@@ -23,6 +23,15 @@ from image_assets.records import ImageRecord, ImageRenditions, PublishedImage
 from image_assets.steps.originals import failure_counts
 from image_assets.storage import BlobStore
 
+CDN_FAILURES = frozenset(
+    {
+        FailureKind.CDN_AUTH,
+        FailureKind.CDN_TRANSIENT,
+        FailureKind.CDN_REJECTED,
+        FailureKind.INTERNAL,
+    }
+)
+
 
 @dataclass(frozen=True)
 class PublishOutcome:
@@ -106,7 +115,7 @@ def publish_images(
                 f"image {image.position} of {image.product_id} published on "
                 f"{image.asset.storage} (fallback): {outcome.fallback_reason}"
             )
-        elif image.status == "failed":
+        elif image.failure in CDN_FAILURES:  # download and decode failures were told already
             warn(f"image {image.position} of {image.product_id} not published: {image.reason}")
     return [o.published for o in outcomes], stats
 

@@ -24,6 +24,7 @@ Rules for names, documented in the README:
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import stat
@@ -172,7 +173,12 @@ class LocalIncoming:
         os.unlink(path)  # the entry itself: a symlink is removed, its target is not touched
 
     def read_claimed(self, upload_id: str) -> bytes:
-        fd = os.open(self.claimed / upload_id, os.O_RDONLY | os.O_NOFOLLOW)
+        try:
+            fd = os.open(self.claimed / upload_id, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:  # a link swapped in after the look: never followed
+                raise NotARegularFile(f"{upload_id} is a symbolic link") from None
+            raise
         with os.fdopen(fd, "rb") as fh:
             if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
                 raise NotARegularFile(f"{upload_id} is not a regular file")

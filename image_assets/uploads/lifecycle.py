@@ -303,7 +303,9 @@ def _examine(
             ),
             data=None,
         )
-    except (NotARegularFile, OSError) as exc:  # swapped for a link after the look: O_NOFOLLOW
+    except NotARegularFile as exc:  # swapped for a link or a FIFO after the look
+        # (any other OSError is the store's trouble, not the upload's: it propagates, the
+        # claimed file stays, and the run is tried again)
         return _reject(
             stores,
             record.model_copy(
@@ -325,7 +327,10 @@ def _examine(
         # claimed file, so its own time tells, not the time it was claimed at)
         stat = stores.area.claimed_stat(upload_id)
         last_write = stat[1] if stat else record.received_at or 0
-        fresh = now - last_write < options.incomplete_grace_seconds
+        fresh = (
+            stores.area.partial_writes  # a bucket's objects appear whole: truncated is final
+            and now - last_write < options.incomplete_grace_seconds
+        )
         if exc.kind == FailureKind.CORRUPT and fresh:
             # a truncated file modified moments ago: its writer may only have paused
             waiting = manifest.model_copy(update={"attempts": manifest.attempts + 1})
