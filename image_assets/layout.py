@@ -7,7 +7,8 @@ outside its store.
 
 Stores (see ``storage/``):
 - raw store: pages, HTTP validators, asset outputs, audit rows, kits CSVs;
-- image store (private): originals, masters and renditions, upload originals;
+- image store (private): originals, masters and renditions, upload originals,
+  the CDN ledgers (what was published where);
 - CDN (public): masters and renditions under public ids.
 """
 
@@ -19,7 +20,7 @@ import unicodedata
 from collections.abc import Sequence
 from typing import Literal
 
-from image_assets.formats import extension
+from image_assets.formats import extension, image_format
 
 # ---------------------------------------------------------------- safe ids
 
@@ -165,7 +166,7 @@ CDN_META_PREFIX = "_meta"
 
 def public_id(manufacturer: str, product_id: str, position: int) -> str:
     """``kits/estes/est0001`` for the first image, ``kits/estes/est0001/2`` for the next."""
-    base = f"kits/{manufacturer}/{product_id}"
+    base = f"{cdn_folder(manufacturer)}{product_id}"
     return base if position == 1 else f"{base}/{position}"
 
 
@@ -182,6 +183,29 @@ def rendition_label(name: str, fmt: str) -> str:
 def cdn_object_key(public_id: str, fmt: str) -> str:
     """The stored file of a public id on CDNs that serve files (local, S3)."""
     return f"{public_id}.{extension(fmt)}"
+
+
+def object_key_public_id(key: str) -> tuple[str, str] | None:
+    """(public id, format) of a stored CDN file, the inverse of :func:`cdn_object_key`;
+    None for a key that is not an image file the platform publishes."""
+    stem, dot, ext = key.rpartition(".")
+    if not dot or not stem:
+        return None
+    try:
+        fmt = image_format(ext).name
+    except ValueError:
+        return None
+    return stem, fmt
+
+
+def cdn_ledger_key(ledger_name: str, manufacturer: str) -> str:
+    """What the platform published to one CDN account under one manufacturer's folder."""
+    return f"cdn_ledger/{ledger_name}/{manufacturer}.json"
+
+
+def cdn_folder(manufacturer: str) -> str:
+    """The public-id prefix of one manufacturer's images (``kits/estes/``)."""
+    return f"kits/{manufacturer}/"
 
 
 def cdn_meta_key(public_id: str) -> str:

@@ -196,3 +196,48 @@ def test_missing_credentials_fall_back_to_s3(aws_profile, monkeypatch):
         i["s3_url"].startswith(f"s3://{aws_profile['buckets']['cdn']}/kits/loc/") for i in images
     )
     assert not aws_profile["cloudinary"].resources
+
+
+def _run_loc(tmp_path):
+    with DagsterInstance.local_temp(str(tmp_path / "home")) as instance:
+        run = materialize(
+            vendor_assets,
+            partition_key="loc",
+            resources=build_resources(str(tmp_path / "data")),
+            instance=instance,
+        )
+    assert run.success
+    (mat,) = run.asset_materializations_for_node("cdn_uploads")
+    return {k: v.value for k, v in mat.metadata.items()}
+
+
+def test_csvs_are_byte_identical_across_runs_also_after_a_fallback(aws_profile):
+    """Cloudinary refuses loc's uploads: they fall back to S3 with stable CloudFront URLs,
+    and a second run changes nothing. Healthy again, they return to Cloudinary, and the
+    run after that changes nothing either."""
+    cloud, tmp = aws_profile["cloudinary"], aws_profile["tmp"]
+    raw, s3 = aws_profile["buckets"]["raw"], boto3.client("s3")
+
+    def csv() -> bytes:
+        return s3.get_object(Bucket=raw, Key="kits/loc_kits.csv")["Body"].read()
+
+    cloud.faults = lambda action, public_id, attempt: ("status", 503)
+    first = _run_loc(tmp)
+    assert first["fallback_uploads"] > 0 and first["images_by_storage"] == {
+        "s3": first["fallback_uploads"]
+    }
+    fallen = csv()
+    assert b"https://d111.cloudfront.net/kits/loc/" in fallen and b"Signature" not in fallen
+    second = _run_loc(tmp)
+    assert second["images_uploaded"] == 0 and second["fallback_uploads"] == 0
+    assert csv() == fallen
+
+    cloud.faults = None
+    third = _run_loc(tmp)
+    assert third["returned_to_primary"] == first["fallback_uploads"]
+    assert third["images_by_storage"] == {"cloudinary": first["fallback_uploads"]}
+    back = csv()
+    assert back != fallen and b"res.cloudinary.com" in back
+    fourth = _run_loc(tmp)
+    assert fourth["images_uploaded"] == 0 and csv() == back
+    assert all(n == 1 for n in cloud.stored.values()) and not cloud.invalidations

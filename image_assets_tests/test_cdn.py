@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import pickle
+import urllib.request
 import uuid
 
 import boto3
@@ -115,10 +116,64 @@ def test_s3_cdn_headers_urls_and_idempotent_lookup(aws_env):
     assert (
         held.sha256 == sha and held.bytes == len(data) and (held.width, held.height) == (320, 240)
     )
-    private = S3Cdn(client, bucket, "public")
-    presigned = private.lookup("kits/loc/loc0001").url
-    assert "Signature=" in presigned and "Expires=" in presigned
+    # without CloudFront: the bucket's own URL, stable and never presigned; it opens
+    # once the bucket lets anyone read (S3 refuses anonymous reads otherwise)
+    client.put_bucket_policy(Bucket=bucket, Policy=json.dumps(public_read_policy(bucket)))
+    public = S3Cdn(client, bucket, "public")
+    url = public.lookup("kits/loc/loc0001").url
+    assert url == f"{aws_env}/{bucket}/public/kits/loc/loc0001.jpg"
+    assert public.lookup("kits/loc/loc0001").url == url and "Signature" not in url
+    with urllib.request.urlopen(url) as answer:
+        assert answer.read() == data
+    # a private bucket: s3:// links in the catalogue; a presigned link only on request
+    private = S3Cdn(client, bucket, "public", access="private")
+    held = private.lookup("kits/loc/loc0001")
+    assert held.url == held.secure_url == f"s3://{bucket}/public/kits/loc/loc0001.jpg"
+    with urllib.request.urlopen(private.presigned_url("kits/loc/loc0001", "jpeg")) as answer:
+        assert answer.read() == data
+    # the AWS endpoint gives the virtual-hosted URL
+    aws = S3Cdn(
+        boto3.client(
+            "s3", endpoint_url="https://s3.eu-west-1.amazonaws.com", region_name="eu-west-1"
+        ),
+        "my-cdn",
+    )
+    assert aws.bucket_url() == "https://my-cdn.s3.eu-west-1.amazonaws.com"
     assert cdn.delete("kits/loc/loc0001") and cdn.lookup("kits/loc/loc0001") is None
+
+
+def public_read_policy(bucket: str) -> dict:
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "PublicRead",
+                "Effect": "Allow",
+                "Principal": "*",
+                "Action": "s3:GetObject",
+                "Resource": f"arn:aws:s3:::{bucket}/*",
+            }
+        ],
+    }
+
+
+def test_s3_overwrite_false_never_replaces_and_inventory_lists_in_bulk(aws_env):
+    bucket = _bucket("cond")
+    cdn = S3Cdn(boto3.client("s3"), bucket, "p")
+    first, sha1 = _jpeg("k1")
+    second, sha2 = _jpeg("k2")
+    cdn.upload(first, "kits/loc/a", format="jpeg", sha256=sha1)
+    kept = cdn.upload(second, "kits/loc/a", format="jpeg", sha256=sha2, overwrite=False)
+    assert kept.sha256 == sha1  # the conditional PUT was refused: the first bytes stay
+    body = boto3.client("s3").get_object(Bucket=bucket, Key="p/kits/loc/a.jpg")["Body"].read()
+    assert body == first
+    cdn.upload(second, "kits/loc/a", format="jpeg", sha256=sha2, overwrite=True)
+    cdn.upload(first, "kits/loc/b/w800-webp", format="jpeg", sha256=sha1)
+    cdn.upload(first, "kits/estes/c", format="jpeg", sha256=sha1)
+    listed = cdn.inventory("kits/loc/")
+    assert sorted(listed) == ["kits/loc/a", "kits/loc/b/w800-webp"]
+    assert listed["kits/loc/a"].etag == hashlib.md5(second).hexdigest()
+    assert listed["kits/loc/a"].bytes == len(second) and listed["kits/loc/a"].sha256 == ""
 
 
 def test_s3_blob_store_round_trip_and_pickles(aws_env):

@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler
 import pytest
 
 from image_assets.demo.serving import serve
+from image_assets.retry import retry_after_seconds
 from image_assets.scraping.http import (
     FetchError,
     HttpClient,
@@ -17,7 +18,6 @@ from image_assets.scraping.http import (
     RefusedURL,
     Validators,
     check_url,
-    retry_after_seconds,
 )
 
 Script = Callable[[BaseHTTPRequestHandler], None]

@@ -11,7 +11,14 @@ from image_assets import layout
 from image_assets.cdn.cloudinary import classify
 from image_assets.failures import FailureKind
 from image_assets.formats import FORMATS, extension, image_format, mime_type
-from image_assets.retry import Backoff, RetriesExhausted, Transient, call_with_retries
+from image_assets.retry import (
+    Backoff,
+    RetriesExhausted,
+    Transient,
+    call_with_retries,
+    retry_after_seconds,
+    seconds_until,
+)
 from image_assets.storage import validate_key
 
 # ------------------------------------------------------------------ layout
@@ -123,17 +130,33 @@ def test_retries_transient_failures_then_returns():
     assert 0.5 <= sleeps[0] <= 0.5 * 1.25 and 1.0 <= sleeps[1] <= 1.0 * 1.25
 
 
-def test_a_server_wait_hint_is_honoured_and_capped():
+def test_a_server_wait_hint_is_honoured_never_cut_short():
     sleeps: list[float] = []
     hints = iter([7.0, 120.0])
+    calls: list[int] = []
 
     def attempt(n: int) -> str:
+        calls.append(n)
         if n < 3:
             raise Transient("HTTP 429", FailureKind.HTTP_STATUS, wait=next(hints))
         return "ok"
 
-    call_with_retries(attempt, Backoff(max_retries=3, maximum=30.0), sleep=sleeps.append)
-    assert sleeps == [7.0, 30.0]
+    with pytest.raises(RetriesExhausted) as info:
+        call_with_retries(attempt, Backoff(max_retries=3, maximum=30.0), sleep=sleeps.append)
+    # waited the 7 s asked for; a 120 s wait is over the 30 s limit: no early retry
+    assert sleeps == [7.0] and calls == [1, 2]
+    assert info.value.attempts == 2
+    assert str(info.value) == (
+        "HTTP 429; the server asked to wait 120s, more than the 30s allowed, so not retried"
+    )
+
+
+def test_retry_after_and_reset_dates_parse():
+    assert retry_after_seconds("5") == 5.0
+    assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412480.0) == 0.0
+    assert retry_after_seconds("Wed, 21 Oct 2015 07:30:00 GMT", now=1445412480.0) == 120.0
+    assert retry_after_seconds("soon") is None and retry_after_seconds(None) is None
+    assert seconds_until("Wed, 21 Oct 2015 08:28:00 GMT", now=1445412480.0) == 3600.0
 
 
 def test_exhausted_retries_name_the_last_failure_and_count():

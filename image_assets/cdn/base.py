@@ -1,10 +1,14 @@
 """The CDN backend interface.
 
 A backend publishes bytes under a ``public_id`` (``kits/estes/1234``) and
-answers with a :class:`~image_assets.records.CdnAsset`. ``lookup``
-lets callers skip uploads of bytes the CDN already holds (same sha256).
-Backends that transform on delivery (Cloudinary) need only the master;
-the others also receive the pre-made renditions.
+answers with a :class:`~image_assets.records.CdnAsset`. ``inventory`` lists
+what it holds under a prefix in bulk, so callers skip uploads of bytes the CDN
+already holds without one request per image (see ``cdn/ledger.py``); a listing
+that fails raises, because "unknown" is not "absent". ``upload`` takes
+``overwrite`` (False: keep and return what is there) and ``invalidate``
+(purge cached copies of a replaced asset). Backends that transform on delivery
+(Cloudinary) need only the master; the others also receive the pre-made
+renditions.
 """
 
 from __future__ import annotations
@@ -32,6 +36,11 @@ class CdnBackend(Protocol):
     storage: str
     transforms_on_delivery: bool
 
+    @property
+    def ledger_name(self) -> str:
+        """Which account or bucket this is, as a key segment (one ledger per account)."""
+        ...
+
     def upload(
         self,
         data: bytes,
@@ -41,10 +50,17 @@ class CdnBackend(Protocol):
         sha256: str,
         width: int | None = None,
         height: int | None = None,
+        overwrite: bool = True,
+        invalidate: bool = False,
     ) -> CdnAsset: ...
 
     def lookup(self, public_id: str, format: str | None = None) -> CdnAsset | None:
         """What the CDN holds for ``public_id`` (``format`` is a hint), or None."""
+        ...
+
+    def inventory(self, prefix: str) -> dict[str, CdnAsset]:
+        """Everything held under ``prefix``, by public id; raises :class:`CdnError` when
+        the backend cannot be listed. ``sha256`` is "" where the listing does not carry it."""
         ...
 
     def delete(self, public_id: str) -> bool: ...

@@ -1,24 +1,36 @@
 """The `cloudinary` CDN backend, through the official SDK.
 
 Uploads use ``folder=kits/{manufacturer}``, ``public_id`` from the product id,
-``overwrite``, ``invalidate``, ``resource_type="image"``; the sha256 of the
-bytes travels in the asset's context so a re-run can skip unchanged images with
-one Admin API lookup. Delivery URLs (``f_auto,q_auto``, sizes and crops) are
-built by the SDK. Transient failures (rate limits, 5xx, network) are retried
-through the shared retry helper; after a network failure (a timeout, say) the
-asset is looked up before uploading again, so a slow success is never uploaded
-twice. Error messages are scrubbed of credentials.
+``resource_type="image"`` and the sha256 of the bytes in the asset's context.
+``overwrite`` and ``invalidate`` are the caller's: a replacement purges the
+CDN's cached copies, a first upload has nothing to purge, and an upload whose
+target state is unknown goes with ``overwrite=false`` so it can never replace
+what it has not seen. What the account holds is read in bulk
+(:meth:`CloudinaryCdn.inventory`: one Admin API call per 500 assets), never
+one call per image: the Admin API is limited per hour. Delivery URLs
+(``f_auto,q_auto``, sizes and crops) are built by the SDK.
+
+Transient failures (rate limits, 5xx, network) are retried through the shared
+retry helper, honouring the server's wait: ``Retry-After`` on a 429, the
+``X-FeatureRateLimit-Reset`` time on the Admin API's 420. A wait longer than
+``max_wait`` is not shortened: the call fails at once (the image goes to the
+fallback, a listing becomes "unknown"). After a network failure (a timeout,
+say) the asset is looked up before uploading again, so a slow success is never
+uploaded twice. Error messages are scrubbed of credentials.
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import threading
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from functools import partial
+from typing import Any, TypeVar
 
 import cloudinary.api
+import cloudinary.api_client.call_api
 import cloudinary.uploader
 import cloudinary.utils
 from cloudinary import exceptions as cx
@@ -28,12 +40,21 @@ from image_assets.cdn.base import CdnError
 from image_assets.cdn.credentials import CloudinaryCredentials
 from image_assets.failures import FailureKind
 from image_assets.formats import extension, image_format
-from image_assets.layout import split_public_id
+from image_assets.layout import sanitize_id, split_public_id
 from image_assets.records import CdnAsset
-from image_assets.retry import Backoff, RetriesExhausted, Transient, call_with_retries
+from image_assets.retry import (
+    Backoff,
+    RetriesExhausted,
+    Transient,
+    call_with_retries,
+    retry_after_seconds,
+    seconds_until,
+)
 from image_assets.storage.base import validate_key
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+LIST_PAGE = 500  # the Admin API's largest page
 
 
 def classify(exc: BaseException) -> FailureKind:
@@ -64,6 +85,63 @@ def split_folder(public_id: str) -> tuple[str | None, str]:
     return split_public_id(validate_key(public_id))
 
 
+# ------------------------------------------------------------ the answer's headers
+
+
+class _LastAnswer(threading.local):
+    status: int | None = None
+    headers: Mapping[str, str] = {}
+
+
+_last_answer = _LastAnswer()
+_install_lock = threading.Lock()
+
+
+class _AnswerKeepingPool:
+    """The SDK's urllib3 pool, keeping the status and headers of this thread's last answer.
+
+    The SDK turns an error answer into an exception carrying only its message,
+    so the wait a rate-limited answer asks for (``Retry-After``,
+    ``X-FeatureRateLimit-Reset``) would be lost; this keeps it readable.
+    """
+
+    def __init__(self, pool: Any):
+        self._pool = pool
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        _last_answer.status, _last_answer.headers = None, {}
+        response = self._pool.request(*args, **kwargs)
+        _last_answer.status = response.status
+        _last_answer.headers = {k.lower(): v for k, v in response.headers.items()}
+        return response
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._pool, name)
+
+
+def _keep_answers() -> None:
+    """Wrap the SDK's two connection pools (Upload API and Admin API) once."""
+    with _install_lock:
+        for module in (cloudinary.uploader, cloudinary.api_client.call_api):
+            pool = getattr(module, "_http", None)
+            if pool is not None and not isinstance(pool, _AnswerKeepingPool):
+                module._http = _AnswerKeepingPool(pool)
+
+
+def requested_wait(now: float | None = None) -> float | None:
+    """Seconds the last answer on this thread asked us to wait, if it said."""
+    headers = _last_answer.headers
+    if _last_answer.status not in (420, 429):
+        return None
+    wait = retry_after_seconds(headers.get("retry-after"), now)
+    if wait is None:
+        wait = seconds_until(headers.get("x-featureratelimit-reset"), now)
+    return wait
+
+
+# ------------------------------------------------------------------- the backend
+
+
 class CloudinaryCdn:
     storage = "cloudinary"
     transforms_on_delivery = True
@@ -76,16 +154,23 @@ class CloudinaryCdn:
         timeout: float = 60.0,
         max_retries: int = 3,
         backoff: float = 0.5,
+        max_wait: float = 60.0,
         sleep: Callable[[float], None] = time.sleep,
     ):
         self.credentials = credentials
         self.upload_prefix = upload_prefix
         self.timeout = timeout
-        self.backoff = Backoff(max_retries=max_retries, base=backoff)
+        self.backoff = Backoff(max_retries=max_retries, base=backoff, maximum=max_wait)
         self._sleep = sleep
+        _keep_answers()
 
     def __repr__(self) -> str:
         return f"CloudinaryCdn(cloud_name={self.credentials.cloud_name!r})"
+
+    @property
+    def ledger_name(self) -> str:
+        """Whose ledger this is: one per account (cloud name)."""
+        return f"cloudinary/{sanitize_id(self.credentials.cloud_name)}"
 
     def _options(self) -> dict[str, Any]:
         creds = self.credentials
@@ -93,6 +178,7 @@ class CloudinaryCdn:
             "cloud_name": creds.cloud_name,
             "api_key": creds.api_key,
             "api_secret": creds.api_secret.get_secret_value(),
+            "signature_algorithm": creds.signature_algorithm,
             "timeout": self.timeout,
         }
         if self.upload_prefix:
@@ -103,6 +189,30 @@ class CloudinaryCdn:
         message = self.credentials.scrub(f"{type(exc).__name__}: {exc}")
         return CdnError(f"Cloudinary {action} failed: {message}", kind or classify(exc))
 
+    def _transient(self, action: str, exc: cx.Error) -> Transient:
+        """A retryable SDK error, carrying the wait the answer asked for."""
+        error = self._error(action, exc)
+        return Transient(error.args[0], error.kind, wait=requested_wait())
+
+    def _call(self, action: str, call: Callable[[], T]) -> T:
+        """One SDK call with retries for transient failures (and their waits honoured)."""
+
+        def attempt(number: int) -> T:
+            try:
+                return call()
+            except cx.Error as exc:
+                if classify(exc) != FailureKind.CDN_TRANSIENT:
+                    raise self._error(action, exc) from None
+                raise self._transient(action, exc) from None
+
+        def on_retry(error: Transient, number: int, delay: float) -> None:
+            log.info("Cloudinary %s: %s; retrying in %.1fs", action, error, delay)
+
+        try:
+            return call_with_retries(attempt, self.backoff, sleep=self._sleep, on_retry=on_retry)
+        except RetriesExhausted as exc:
+            raise CdnError(str(exc), exc.last.kind) from None
+
     def upload(
         self,
         data: bytes,
@@ -112,7 +222,11 @@ class CloudinaryCdn:
         sha256: str,
         width: int | None = None,
         height: int | None = None,
+        overwrite: bool = True,
+        invalidate: bool = False,
     ) -> CdnAsset:
+        """Store ``data`` under ``public_id``. With ``overwrite=False`` an existing asset is
+        kept and returned as it is (its ``sha256`` is then what its context says, if anything)."""
         folder, name = split_folder(public_id)
         previous_network_error = False
 
@@ -129,8 +243,8 @@ class CloudinaryCdn:
                     folder=folder,
                     public_id=name,
                     use_asset_folder_as_public_id_prefix=True,
-                    overwrite=True,
-                    invalidate=True,
+                    overwrite=overwrite,
+                    invalidate=invalidate,
                     resource_type="image",
                     context={"sha256": sha256},
                     **self._options(),
@@ -140,7 +254,9 @@ class CloudinaryCdn:
                 if kind != FailureKind.CDN_TRANSIENT:
                     raise self._error("upload", exc, kind) from None
                 previous_network_error = is_network_error(exc)
-                raise Transient(self._error("upload", exc, kind).args[0], kind) from None
+                raise self._transient("upload", exc) from None
+            if result.get("existing"):
+                return self._asset(result, _context_sha256(result))
             return self._asset(result, sha256)
 
         def on_retry(error: Transient, number: int, delay: float) -> None:
@@ -166,7 +282,7 @@ class CloudinaryCdn:
                 return None
             self._sleep(min(self.timeout / 4, max(0.0, deadline - time.monotonic())))
 
-    def _asset(self, result: dict, sha256: str) -> CdnAsset:
+    def _asset(self, result: Mapping[str, Any], sha256: str) -> CdnAsset:
         return CdnAsset(
             public_id=result["public_id"],
             storage="cloudinary",
@@ -182,14 +298,38 @@ class CloudinaryCdn:
         )
 
     def lookup(self, public_id: str, format: str | None = None) -> CdnAsset | None:
+        """One asset (one Admin API call, no retries): for rare checks, never per image."""
         try:
             result = cloudinary.api.resource(public_id, context=True, **self._options())
         except cx.NotFound:
             return None
         except Exception as exc:
             raise self._error("lookup", exc) from None
-        custom = (result.get("context") or {}).get("custom") or {}
-        return self._asset(result, custom.get("sha256", ""))
+        return self._asset(result, _context_sha256(result))
+
+    def inventory(self, prefix: str) -> dict[str, CdnAsset]:
+        """Every asset whose public id starts with ``prefix``, by public id: one Admin API
+        call per 500 assets. Raises :class:`CdnError` when the account cannot be listed
+        (the caller then knows nothing, which is not the same as "nothing is there")."""
+        found: dict[str, CdnAsset] = {}
+        cursor: str | None = None
+        while True:
+            page = self._call("listing", partial(self._list_page, prefix, cursor))
+            for result in page.get("resources", []):
+                found[result["public_id"]] = self._asset(result, _context_sha256(result))
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return found
+
+    def _list_page(self, prefix: str, cursor: str | None) -> Mapping[str, Any]:
+        return cloudinary.api.resources(
+            type="upload",
+            prefix=prefix,
+            max_results=LIST_PAGE,
+            context=True,
+            next_cursor=cursor,
+            **self._options(),
+        )
 
     def delete(self, public_id: str) -> bool:
         try:
@@ -234,6 +374,12 @@ class CloudinaryCdn:
             return dict(cloudinary.api.usage(**self._options()))
         except Exception as exc:
             raise self._error("usage", exc) from None
+
+
+def _context_sha256(result: Mapping[str, Any]) -> str:
+    """The sha256 an asset's context records ("" when it has none)."""
+    custom = (result.get("context") or {}).get("custom") or {}
+    return str(custom.get("sha256", ""))
 
 
 QUOTA_KEYS = ("storage", "bandwidth", "transformations", "credits")

@@ -1,6 +1,8 @@
 """Cloudinary credentials: from AWS Secrets Manager (JSON secret) or ``CLOUDINARY_URL``.
 
-The secret is JSON ``{"cloud_name", "api_key", "api_secret"}``. The API secret
+The secret is JSON ``{"cloud_name", "api_key", "api_secret"}`` plus, for
+accounts set to SHA-256 signatures, ``"signature_algorithm": "sha256"`` (in a
+``CLOUDINARY_URL``: ``?signature_algorithm=sha256``). The API secret
 is a pydantic ``SecretStr``: it never shows in a repr, a log line, metadata or
 an exception message built from these objects.
 """
@@ -8,8 +10,8 @@ an exception message built from these objects.
 from __future__ import annotations
 
 import json
-from typing import Any
-from urllib.parse import unquote, urlsplit
+from typing import Any, Literal
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from pydantic import BaseModel, SecretStr, ValidationError
 
@@ -24,6 +26,7 @@ class CloudinaryCredentials(BaseModel):
     cloud_name: str
     api_key: str
     api_secret: SecretStr
+    signature_algorithm: Literal["sha1", "sha256"] = "sha1"
 
     def scrub(self, text: str) -> str:
         """``text`` with the API secret (and key) replaced, for error messages from the SDK."""
@@ -34,7 +37,7 @@ class CloudinaryCredentials(BaseModel):
 
 
 def from_cloudinary_url(url: str) -> CloudinaryCredentials:
-    """Parse ``cloudinary://api_key:api_secret@cloud_name``."""
+    """Parse ``cloudinary://api_key:api_secret@cloud_name[?signature_algorithm=sha256]``."""
     parts = urlsplit(url)
     if (
         parts.scheme != "cloudinary"
@@ -45,10 +48,17 @@ def from_cloudinary_url(url: str) -> CloudinaryCredentials:
         raise CredentialsUnavailable(
             "CLOUDINARY_URL must look like cloudinary://API_KEY:API_SECRET@CLOUD_NAME"
         )
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    algorithm = query.get("signature_algorithm", "sha1").lower()
+    if algorithm not in ("sha1", "sha256"):
+        raise CredentialsUnavailable(
+            f"CLOUDINARY_URL signature_algorithm must be sha1 or sha256, not {algorithm!r}"
+        )
     return CloudinaryCredentials(
         cloud_name=parts.hostname,
         api_key=unquote(parts.username),
         api_secret=SecretStr(unquote(parts.password)),
+        signature_algorithm=algorithm,
     )
 
 
@@ -65,5 +75,6 @@ def from_secrets_manager(
         return CloudinaryCredentials.model_validate(json.loads(value))
     except (json.JSONDecodeError, ValidationError, TypeError):
         raise CredentialsUnavailable(
-            f"secret {secret_name!r} is not JSON with cloud_name, api_key and api_secret"
+            f"secret {secret_name!r} is not JSON with cloud_name, api_key and api_secret "
+            "(and optionally signature_algorithm sha1 or sha256)"
         ) from None

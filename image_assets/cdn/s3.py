@@ -1,20 +1,28 @@
-"""The `s3` CDN backend: objects in a bucket, served through a public base (CloudFront)
-or presigned URLs for private buckets.
+"""The `s3` CDN backend: objects in a bucket, with stable links for the catalogue.
 
 Keys are ``{prefix}/{public_id}.{ext}``; the sha256 of the bytes is kept in the
-object's metadata so a re-run can skip unchanged uploads with one HEAD.
+object's metadata. What the bucket holds is read in bulk (one LIST per 1000
+objects, ETags compared with the ledger's), not one HEAD per image.
+
+URLs written into the catalogue never expire and never change between runs:
+``public_base_url`` (CloudFront) when set, else the bucket's own public URL.
+A private bucket (``access="private"``) gets ``s3://`` URLs in the catalogue;
+a temporary link for one object comes from :meth:`S3Cdn.presigned_url`, and is
+never written anywhere. ``overwrite=False`` is a conditional PUT
+(``If-None-Match: *``), so an object nobody has seen is never replaced.
 Content-addressed renditions could be cached forever; masters are not, so the
 Cache-Control is configurable.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import quote, urlsplit
 
 from image_assets.cdn.base import CdnError, StoredFileDelivery
 from image_assets.failures import FailureKind
 from image_assets.formats import PUBLISHED_FORMATS, mime_type
-from image_assets.layout import cdn_object_key
+from image_assets.layout import cdn_object_key, object_key_public_id, sanitize_id
 from image_assets.records import CdnAsset
 from image_assets.storage.base import validate_key
 
@@ -30,30 +38,51 @@ class S3Cdn(StoredFileDelivery):
         prefix: str = "",
         public_base_url: str | None = None,
         cache_control: str = "public, max-age=86400",
-        presign_seconds: int = 7 * 24 * 3600,
+        access: Literal["public", "private"] = "public",
+        presign_seconds: int = 3600,
     ):
         self.client = client
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.public_base_url = public_base_url.rstrip("/") if public_base_url else None
         self.cache_control = cache_control
+        self.access = access
         self.presign_seconds = presign_seconds
+
+    @property
+    def ledger_name(self) -> str:
+        return f"s3/{sanitize_id(self.bucket)}/{sanitize_id(self.prefix) or '-'}"
 
     def _key(self, public_id: str, fmt: str) -> str:
         key = cdn_object_key(validate_key(public_id), fmt)
         return f"{self.prefix}/{key}" if self.prefix else key
 
+    def bucket_url(self) -> str:
+        """The bucket's own public base: virtual-hosted on AWS, path-style elsewhere
+        (an S3-compatible endpoint such as MinIO)."""
+        endpoint = self.client.meta.endpoint_url.rstrip("/")
+        host = urlsplit(endpoint).hostname or ""
+        if host.endswith(".amazonaws.com") and "." not in self.bucket:
+            region = self.client.meta.region_name or "us-east-1"
+            return f"https://{self.bucket}.s3.{region}.amazonaws.com"
+        return f"{endpoint}/{self.bucket}"
+
     def _urls(self, key: str) -> tuple[str, str]:
+        """(catalogue URL, s3:// URL): both stable, never presigned."""
         s3_url = f"s3://{self.bucket}/{key}"
         if self.public_base_url:
-            url = f"{self.public_base_url}/{key}"
-        else:
-            url = self.client.generate_presigned_url(
-                "get_object",
-                Params={"Bucket": self.bucket, "Key": key},
-                ExpiresIn=self.presign_seconds,
-            )
-        return url, s3_url
+            return f"{self.public_base_url}/{quote(key)}", s3_url
+        if self.access == "private":
+            return s3_url, s3_url
+        return f"{self.bucket_url()}/{quote(key)}", s3_url
+
+    def presigned_url(self, public_id: str, format: str) -> str:
+        """A temporary link to one (private) object, for a person to look at; never stored."""
+        return self.client.generate_presigned_url(
+            "get_object",
+            Params={"Bucket": self.bucket, "Key": self._key(public_id, format)},
+            ExpiresIn=self.presign_seconds,
+        )
 
     def upload(
         self,
@@ -64,11 +93,14 @@ class S3Cdn(StoredFileDelivery):
         sha256: str,
         width: int | None = None,
         height: int | None = None,
+        overwrite: bool = True,
+        invalidate: bool = False,  # S3 keeps no cached copies; Cache-Control bounds a CDN's
     ) -> CdnAsset:
         key = self._key(public_id, format)
         metadata = {"sha256": sha256, "public-id": public_id, "format": format}
         if width and height:
             metadata |= {"width": str(width), "height": str(height)}
+        conditions = {} if overwrite else {"IfNoneMatch": "*"}
         try:
             response = self.client.put_object(
                 Bucket=self.bucket,
@@ -77,7 +109,18 @@ class S3Cdn(StoredFileDelivery):
                 ContentType=mime_type(format),
                 CacheControl=self.cache_control,
                 Metadata=metadata,
+                **conditions,
             )
+        except self.client.exceptions.ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            if not overwrite and code in ("PreconditionFailed", "412"):
+                held = self.lookup(public_id, format)
+                if held is not None:
+                    return held
+            raise CdnError(
+                f"S3 upload of {public_id} failed: {type(exc).__name__}: {exc}",
+                FailureKind.CDN_TRANSIENT,
+            ) from None
         except Exception as exc:
             raise CdnError(
                 f"S3 upload of {public_id} failed: {type(exc).__name__}: {exc}",
@@ -123,6 +166,40 @@ class S3Cdn(StoredFileDelivery):
                 etag=str(head.get("ETag", "")).strip('"') or None,
             )
         return None
+
+    def inventory(self, prefix: str) -> dict[str, CdnAsset]:
+        """Objects under ``prefix`` (one LIST call per 1000); sha256 is not in a listing,
+        so it is ""; the ETag (MD5 of a single-part PUT) identifies the bytes."""
+        base = f"{self.prefix}/" if self.prefix else ""
+        found: dict[str, CdnAsset] = {}
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=base + validate_key(prefix.rstrip("/")) + "/"
+            )
+            for page in pages:
+                for item in page.get("Contents", []):
+                    parsed = object_key_public_id(item["Key"][len(base) :])
+                    if parsed is None:
+                        continue
+                    public_id, fmt = parsed
+                    url, s3_url = self._urls(item["Key"])
+                    found[public_id] = CdnAsset(
+                        public_id=public_id,
+                        storage="s3",
+                        url=url,
+                        secure_url=url,
+                        s3_url=s3_url,
+                        bytes=int(item.get("Size", 0)),
+                        format=fmt,
+                        sha256="",
+                        etag=str(item.get("ETag", "")).strip('"') or None,
+                    )
+        except Exception as exc:
+            raise CdnError(
+                f"S3 listing of {prefix} failed: {type(exc).__name__}: {exc}",
+                FailureKind.CDN_TRANSIENT,
+            ) from None
+        return found
 
     def delete(self, public_id: str) -> bool:
         asset = self.lookup(public_id)

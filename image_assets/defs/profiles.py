@@ -110,6 +110,7 @@ def aws_resources(root: Path, data_root: str) -> dict[str, object]:
         s3_bucket=env_or("IMAGE_ASSETS_CDN_BUCKET", "image-assets-cdn"),
         s3_prefix=env_or("IMAGE_ASSETS_CDN_PREFIX", ""),
         public_base_url=env_or("IMAGE_ASSETS_CDN_PUBLIC_URL", ""),
+        s3_access=os.environ.get("IMAGE_ASSETS_CDN_ACCESS") or "public",  # type: ignore[arg-type]
         s3=s3,
         secrets=secrets,
     )

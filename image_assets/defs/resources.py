@@ -89,7 +89,10 @@ class CdnResource(ConfigurableResource):
     s3_bucket: str = ""
     s3_prefix: str = ""
     public_base_url: str = Field(
-        default="", description="CloudFront/public base; else presigned URLs."
+        default="", description="CloudFront/public base; else the bucket's own URL."
+    )
+    s3_access: Literal["public", "private"] = Field(
+        default="public", description="private: s3:// URLs in the catalogue, never presigned."
     )
     cache_control: str = "public, max-age=86400"
     s3: S3Resource
@@ -105,6 +108,7 @@ class CdnResource(ConfigurableResource):
                 self.s3_prefix,
                 self.public_base_url or None,
                 self.cache_control,
+                access=self.s3_access,
             )
         return CloudinaryCdn(
             self.cloudinary_credentials(), upload_prefix=self.cloudinary_upload_prefix or None

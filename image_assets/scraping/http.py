@@ -14,7 +14,6 @@ callers never see raw httpx exceptions. Retries go through the shared helper
 
 from __future__ import annotations
 
-import email.utils
 import ipaddress
 import socket
 import threading
@@ -29,7 +28,13 @@ from protego import Protego
 
 from image_assets import __version__
 from image_assets.failures import FailureKind
-from image_assets.retry import Backoff, RetriesExhausted, Transient, call_with_retries
+from image_assets.retry import (
+    Backoff,
+    RetriesExhausted,
+    Transient,
+    call_with_retries,
+    retry_after_seconds,
+)
 
 DEFAULT_USER_AGENT = (
     f"image-assets/{__version__} (+https://github.com/image-assets/image-assets; catalog image bot)"
@@ -179,20 +184,6 @@ class _GuardedBackend(httpcore.SyncBackend):
         except FetchError as exc:
             raise httpcore.ConnectError(exc.reason) from None
         return super().connect_tcp(address, port, timeout, local_address, socket_options)
-
-
-def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
-    """Parse ``Retry-After`` (delta-seconds or HTTP-date) into seconds to wait."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 @dataclass

@@ -3,23 +3,42 @@
 Backends form a fallback chain (Cloudinary, then S3 or local). Layout: folder
 ``kits/{manufacturer}``, public_id from the product id (``kits/estes/est0001``),
 further images ``kits/estes/est0001/2``; renditions ``{public_id}/{name}-{format}``
-(see ``layout.py``). A publication is skipped when the backend already holds
-bytes with the same sha256. One failing image never stops the others: its
-reason and failure kind are recorded and the product keeps an empty image.
+(see ``layout.py``).
+
+What each backend holds comes from its ledger, reconciled with one bulk
+listing per run (``cdn/ledger.py``), never from one request per image. The
+primary backend is always tried first: an image that fell back in an earlier
+run returns to the primary as soon as the primary takes it, and only when it
+does not is the fallback's copy kept (or made). An upload meets one of three
+states: nothing there (plain upload), other bytes there (overwrite and purge
+cached copies), or unknown (upload with ``overwrite=false``, so nothing unseen
+is replaced; if what is there differs, replace it knowingly). One failing image
+never stops the others: its reason and failure kind are recorded and the
+product keeps an empty image.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 
 from image_assets.cdn.base import CdnBackend, CdnError
+from image_assets.cdn.ledger import Holdings, read_holdings, write_ledger
 from image_assets.failures import FailureKind
+from image_assets.imaging.config import RenditionSpec
 from image_assets.layout import public_id, rendition_label, rendition_public_id
 from image_assets.progress import ProgressReporter, Say
-from image_assets.records import ImageRecord, ImageRenditions, PublishedImage
+from image_assets.records import (
+    CdnAsset,
+    ImageRecord,
+    ImageRenditions,
+    PublishedImage,
+    RenditionFile,
+)
 from image_assets.steps.originals import failure_counts
 from image_assets.storage import BlobStore
 
@@ -35,12 +54,14 @@ CDN_FAILURES = frozenset(
 
 @dataclass(frozen=True)
 class PublishOutcome:
-    """One image's publication plus what it sent (for the run's counts)."""
+    """One image's publication plus what it sent (for the run's counts and the ledgers)."""
 
     published: PublishedImage
     rendition_uploads: int = 0
     bytes_uploaded: int = 0
     fallback_reason: str | None = None  # why earlier backends did not take it, if any
+    confirmed: tuple[tuple[str, CdnAsset], ...] = ()  # (ledger name, asset) held after this run
+    returned_to_primary: bool = False  # held on a fallback, now published on the primary
 
 
 @dataclass
@@ -51,9 +72,11 @@ class PublishStats:
     fallback: int = 0
     rendition_uploads: int = 0
     bytes_uploaded: int = 0
+    returned_to_primary: int = 0
     duration: float = 0.0
     failures: Counter = field(default_factory=Counter)
     by_storage: Counter = field(default_factory=Counter)
+    listings: dict[str, str] = field(default_factory=dict)  # backend -> listed N | unknown
 
     @classmethod
     def of(cls, outcomes: list[PublishOutcome], primary: str, duration: float) -> PublishStats:
@@ -71,6 +94,7 @@ class PublishStats:
             ),
             rendition_uploads=sum(o.rendition_uploads for o in outcomes),
             bytes_uploaded=sum(o.bytes_uploaded for o in outcomes),
+            returned_to_primary=sum(o.returned_to_primary for o in outcomes),
             duration=duration,
             failures=failure_counts(published),
             by_storage=Counter(held),
@@ -84,35 +108,58 @@ def publish_images(
     store: BlobStore,
     backends: Sequence[CdnBackend],
     *,
+    specs: Mapping[str, RenditionSpec] | None = None,
     workers: int = 8,
     say: Say = print,
     warn: Say = print,
 ) -> tuple[list[PublishedImage], PublishStats]:
     """One :class:`PublishedImage` per image record (failed ones included), in input order.
 
-    ``backends`` is the fallback chain (e.g. Cloudinary, then S3): an image is
-    ``unchanged`` when any backend already holds its bytes, else it goes to the
-    first backend that accepts it; only when all fail is it ``failed``.
+    ``backends`` is the fallback chain (e.g. Cloudinary, then S3): an image goes
+    to the first backend that holds or takes it; only when all fail is it
+    ``failed``. ``specs`` (the rendition config, by name) gives the sizes asked
+    of CDNs that transform on delivery: the configured box, not what one source
+    happened to produce. ``store`` is the private image store: masters,
+    renditions and the CDN ledgers.
     """
     if not backends:
         raise ValueError("publish_images needs at least one CDN backend")
     made = {(r.product_id, r.position): r for r in renditions}
+    holdings = [read_holdings(store, backend, manufacturer) for backend in backends]
+    for holding in holdings:
+        if holding.listed is None:
+            warn(
+                f"{holding.storage}: what it holds is unknown ({holding.listing_error}); "
+                f"trusting the ledger's {len(holding.recorded)} records, and images it does "
+                "not record are uploaded without replacing anything"
+            )
+    chain = list(zip(backends, holdings, strict=True))
     progress = ProgressReporter(say, "uploads", len(images))
 
     def one(image: ImageRecord) -> PublishOutcome:
         found = made.get((image.product_id, image.position))
-        outcome = _publish_one(manufacturer, image, found, store, backends, say)
+        outcome = _publish_one(manufacturer, image, found, store, chain, specs or {}, say)
         progress.advance()
         return outcome
 
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="publish") as pool:
         outcomes = list(pool.map(one, images))
+    for backend, holding in chain:
+        confirmed = [a for o in outcomes for name, a in o.confirmed if name == backend.ledger_name]
+        try:
+            write_ledger(store, backend.ledger_name, manufacturer, holding.updated(confirmed))
+        except Exception as exc:  # the next run lists again: slower, never wrong
+            warn(f"{backend.storage}: the CDN ledger could not be written: {exc}")
     stats = PublishStats.of(outcomes, backends[0].storage, progress.elapsed)
+    stats.listings = {
+        h.storage: "unknown" if h.listed is None else f"listed {len(h.listed)}" for h in holdings
+    }
     for outcome in outcomes:  # reported here, in the caller's log (the run's event log)
         image = outcome.published
         if outcome.fallback_reason and image.asset is not None:
+            verb = "published on" if image.status == "uploaded" else "kept on"
             warn(
-                f"image {image.position} of {image.product_id} published on "
+                f"image {image.position} of {image.product_id} {verb} "
                 f"{image.asset.storage} (fallback): {outcome.fallback_reason}"
             )
         elif image.failure in CDN_FAILURES:  # download and decode failures were told already
@@ -120,44 +167,97 @@ def publish_images(
     return [o.published for o in outcomes], stats
 
 
-def _renditions(
-    backend: CdnBackend, store: BlobStore, image_id: str, made: ImageRenditions
-) -> tuple[dict[str, str], int, int]:
-    """Rendition URLs (label -> URL), and the files and bytes sent for them.
+@dataclass
+class _Sent:
+    """What publishing one image's files sent and confirmed on one backend."""
 
-    CDNs that transform on delivery get transformation URLs; the others get the
-    renditions published beside the master.
-    """
+    files: int = 0
+    bytes: int = 0
+    confirmed: list[tuple[str, CdnAsset]] = field(default_factory=list)
+
+
+def _held(
+    backend: CdnBackend, holding: Holdings, item_id: str, file: RenditionFile
+) -> CdnAsset | None:
+    held = holding.held(item_id, file.sha256)
+    if held is None and holding.needs_lookup(item_id):
+        found = backend.lookup(item_id, file.format)  # one object no ledger records yet
+        held = found if found is not None and found.sha256 == file.sha256 else None
+    return held
+
+
+def _put(
+    backend: CdnBackend,
+    holding: Holdings,
+    item_id: str,
+    file: RenditionFile,
+    content: Callable[[], bytes],
+) -> CdnAsset:
+    """Upload one file as its target's state allows (see the module docstring)."""
+    data = content()
+
+    def send(overwrite: bool, invalidate: bool) -> CdnAsset:
+        return backend.upload(
+            data,
+            item_id,
+            format=file.format,
+            sha256=file.sha256,
+            width=file.width,
+            height=file.height,
+            overwrite=overwrite,
+            invalidate=invalidate,
+        )
+
+    state = holding.state(item_id)
+    if state != "unknown":
+        return send(overwrite=True, invalidate=state == "other")
+    there = send(overwrite=False, invalidate=False)
+    if there.sha256 == file.sha256 or (there.etag and there.etag == _md5(data)):
+        return there.model_copy(update={"sha256": file.sha256})
+    return send(overwrite=True, invalidate=True)
+
+
+def _md5(data: bytes) -> str:
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
+def _renditions(
+    backend: CdnBackend,
+    holding: Holdings,
+    store: BlobStore,
+    image_id: str,
+    made: ImageRenditions,
+    specs: Mapping[str, RenditionSpec],
+    sent: _Sent,
+) -> dict[str, str]:
+    """Rendition URLs (label -> URL). CDNs that transform on delivery get transformation
+    URLs for the configured box; the others get the renditions published beside the master."""
     urls: dict[str, str] = {}
     if backend.transforms_on_delivery:
         for rendition in made.renditions:
+            spec = specs.get(rendition.name)
             boxed = rendition.crop in ("fill", "pad")
+            width = spec.width if spec else rendition.width
+            height = spec.height if spec else (rendition.height if boxed else None)
             urls[rendition_label(rendition.name, rendition.format)] = backend.delivery_url(
                 image_id,
-                width=rendition.width,
-                height=rendition.height if boxed else None,
+                width=width,
+                height=height,
                 crop=rendition.crop,
                 format=rendition.format,
                 quality="auto",
             )
-        return urls, 0, 0
-    files = sent = 0
+        return urls
     for rendition in made.renditions:
         rid = rendition_public_id(image_id, rendition.name, rendition.format)
-        held = backend.lookup(rid, rendition.format)
-        if held is None or held.sha256 != rendition.sha256:
-            held = backend.upload(
-                store.get(rendition.key),
-                rid,
-                format=rendition.format,
-                sha256=rendition.sha256,
-                width=rendition.width,
-                height=rendition.height,
-            )
-            files += 1
-            sent += rendition.bytes
+        held = _held(backend, holding, rid, rendition)
+        if held is None:
+            held = _put(backend, holding, rid, rendition, partial(store.get, rendition.key))
+            sent.files += 1
+            sent.bytes += rendition.bytes
+        sent.confirmed.append((backend.ledger_name, held))
         urls[rendition_label(rendition.name, rendition.format)] = held.secure_url
-    return urls, files, sent
+    return urls
 
 
 def _publish_one(
@@ -165,7 +265,8 @@ def _publish_one(
     image: ImageRecord,
     made: ImageRenditions | None,
     store: BlobStore,
-    backends: Sequence[CdnBackend],
+    chain: Sequence[tuple[CdnBackend, Holdings]],
+    specs: Mapping[str, RenditionSpec],
     say: Say,
 ) -> PublishOutcome:
     base = {"product_id": image.product_id, "position": image.position}
@@ -190,39 +291,45 @@ def _publish_one(
     extras = {"lqip": made.lqip, "blurhash": made.blurhash}
     errors: list[str] = []
     kinds: list[FailureKind] = []
-    for backend in backends:  # already there, with these bytes?
+    for index, (backend, holding) in enumerate(chain):
+        sent = _Sent()
         try:
-            held = backend.lookup(image_id, master.format)
-            if held is not None and held.sha256 == master.sha256:
-                urls, files, sent = _renditions(backend, store, image_id, made)
-                unchanged = PublishedImage(
-                    **base, status="unchanged", asset=held, renditions=urls, **extras
+            held = _held(backend, holding, image_id, master)
+            if held is None:
+                say(
+                    f"Uploading image {image.position} for product {image.product_id} "
+                    f"to {backend.storage}"
                 )
-                return PublishOutcome(unchanged, files, sent)
-        except Exception as exc:
-            errors.append(f"{backend.storage} lookup: {exc}")
-    for backend in backends:
-        try:
-            say(
-                f"Uploading image {image.position} for product {image.product_id} to {backend.storage}"
-            )
-            asset = backend.upload(
-                store.get(master.key),
-                image_id,
-                format=master.format,
-                sha256=master.sha256,
-                width=master.width,
-                height=master.height,
-            )
-            urls, files, sent = _renditions(backend, store, image_id, made)
-            uploaded = PublishedImage(
-                **base, status="uploaded", asset=asset, renditions=urls, **extras
-            )
-            fallback = "; ".join(errors) if backend is not backends[0] else None
-            return PublishOutcome(uploaded, files, master.bytes + sent, fallback)
+                asset = _put(backend, holding, image_id, master, lambda: store.get(master.key))
+                sent.files, sent.bytes = 0, master.bytes
+            else:
+                asset = held
+            sent.confirmed.append((backend.ledger_name, asset))
+            urls = _renditions(backend, holding, store, image_id, made, specs, sent)
         except Exception as exc:  # the next backend gets its chance; the reason is kept
             errors.append(f"{backend.storage}: {exc}")
             kinds.append(exc.kind if isinstance(exc, CdnError) else FailureKind.INTERNAL)
+            continue
+        published = PublishedImage(
+            **base,
+            status="unchanged" if held is not None else "uploaded",
+            asset=asset,
+            renditions=urls,
+            **extras,
+        )
+        returned = (
+            index == 0
+            and held is None
+            and any(h.held(image_id, master.sha256) for _, h in chain[1:])
+        )
+        return PublishOutcome(
+            published,
+            rendition_uploads=sent.files,
+            bytes_uploaded=sent.bytes,
+            fallback_reason="; ".join(errors) if index > 0 else None,
+            confirmed=tuple(sent.confirmed),
+            returned_to_primary=returned,
+        )
     failed = PublishedImage(
         **base,
         status="failed",

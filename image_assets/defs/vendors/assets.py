@@ -214,6 +214,7 @@ def cdn_uploads(
     context: AssetExecutionContext,
     cdn: CdnResource,
     storage: StorageResource,
+    renditions_config: RenditionsResource,
     product_images: list[dict],
     image_renditions: list[dict],
 ) -> Output[list[dict]]:
@@ -228,6 +229,7 @@ def cdn_uploads(
         renditions,
         storage.images(),
         backends,
+        specs={spec.name: spec for spec in renditions_config.config().renditions},
         say=context.log.info,
         warn=context.log.warning,
     )
@@ -237,6 +239,8 @@ def cdn_uploads(
         "images_unchanged": stats.unchanged,
         "images_failed": stats.failed,
         "fallback_uploads": stats.fallback,
+        "returned_to_primary": stats.returned_to_primary,
+        "cdn_holdings": MetadataValue.json(stats.listings),
         "rendition_uploads": stats.rendition_uploads,
         "bytes_uploaded": stats.bytes_uploaded,
         "upload_duration": round(stats.duration, 3),
