@@ -8,11 +8,16 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LOCK := requirements/dev.txt
+# static checkers of deploy/ with dependencies of their own, kept out of .venv
+TOOLS := .venv-tools
+TOOLS_STAMP := $(TOOLS)/.installed
 
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export IMAGE_ASSETS_DATA_DIR ?= $(CURDIR)/.data
+DEMO_PORT ?= 8765
+UI_PORT ?= 3000
 
-.PHONY: install demo test ui lint typecheck check format lock clean
+.PHONY: install tools demo test ui lint typecheck check format lock deploy-config clean
 
 install: $(STAMP)
 
@@ -24,17 +29,24 @@ $(STAMP): pyproject.toml $(LOCK)
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	@touch $(STAMP)
 
+tools: $(TOOLS_STAMP)
+
+$(TOOLS_STAMP): requirements/tools.txt
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --require-hashes -r requirements/tools.txt
+	@touch $(TOOLS_STAMP)
+
 $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	@mkdir -p $(DAGSTER_HOME)
 	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 
 demo: install $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/image-assets demo
+	$(BIN)/image-assets demo --port $(DEMO_PORT)
 
 ui: install $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/image-assets ui
+	$(BIN)/image-assets ui --port $(DEMO_PORT) --ui-port $(UI_PORT)
 
-test: install
+test: install tools
 	$(BIN)/python -m pytest
 
 # ruff (lint + format) and the layer rules (import-linter)
@@ -49,6 +61,10 @@ typecheck: install
 
 check: lint typecheck
 
+# copy deploy/run-queue.yaml into deploy/dagster.yaml and the Helm values
+deploy-config: install
+	$(BIN)/python deploy/sync_run_queue.py
+
 format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
@@ -57,6 +73,7 @@ format: install
 lock: install
 	$(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes --no-header --quiet -o requirements/prod.txt
 	$(BIN)/uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 --generate-hashes --no-header --quiet -o requirements/dev.txt
+	$(BIN)/uv pip compile requirements/tools.in --universal --python-version 3.11 --generate-hashes --no-header --quiet -o requirements/tools.txt
 
 clean:
 	rm -rf .data .dagster_home .pytest_cache .ruff_cache .mypy_cache .import_linter_cache

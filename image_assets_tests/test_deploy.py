@@ -10,6 +10,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -62,20 +63,26 @@ def test_production_instance_loads_on_postgres(pg, tmp_path, monkeypatch):
         assert instance.get_runs() == []
 
 
-def test_compose_file_validates():
-    probe = (
-        subprocess.run(["docker", "compose", "version"], capture_output=True, text=True)
-        if shutil.which("docker")
-        else None
-    )
-    if probe is None or probe.returncode != 0:
-        pytest.skip("docker compose is not available on this machine")
-    result = subprocess.run(
-        ["docker", "compose", "-f", str(REPO / "deploy/docker-compose.yml"), "config", "--quiet"],
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 0, result.stderr
+def test_compose_file_matches_the_compose_specification(tmp_path):
+    """deploy/docker-compose.yml against the Compose specification's JSON schema (the
+    copy check-jsonschema ships), without a Docker engine; a broken file is caught."""
+    compose = DEPLOY / "docker-compose.yml"
+
+    def check(path: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [TOOLS_BIN / "check-jsonschema", "--builtin-schema", "vendor.compose-spec", path],
+            capture_output=True,
+            text=True,
+        )
+
+    result = check(compose)
+    assert result.returncode == 0, result.stdout + result.stderr
+    broken = yaml.safe_load(compose.read_text())
+    first = next(iter(broken["services"].values()))
+    first["restart"] = {"always": True}  # the spec wants a string
+    (tmp_path / "compose.yml").write_text(yaml.safe_dump(broken))
+    refused = check(tmp_path / "compose.yml")
+    assert refused.returncode == 1 and "restart" in refused.stdout
 
 
 def _free_port() -> int:
@@ -282,17 +289,35 @@ def test_ecs_run_launcher_config_matches_dagster_aws_schema(monkeypatch):
     assert all(s["Action"] != "*" for s in policy["Statement"])
 
 
-def test_helm_queue_limits_match_the_production_instance():
-    """deploy/README.md promises the same run queue on every deployment."""
-    instance = yaml.safe_load((DEPLOY / "dagster.yaml").read_text())["concurrency"]["runs"]
+def test_the_run_queue_has_one_source():
+    """deploy/run-queue.yaml is copied into deploy/dagster.yaml and the Helm values by
+    ``make deploy-config``; both copies equal the source, and a stale copy is caught."""
+    source = yaml.safe_load((DEPLOY / "run-queue.yaml").read_text())["concurrency"]
+    instance = yaml.safe_load((DEPLOY / "dagster.yaml").read_text())["concurrency"]
     helm = yaml.safe_load((DEPLOY / "helm" / "values.yaml").read_text())
-    queue = helm["dagsterDaemon"]["runCoordinator"]["config"]["queuedRunCoordinator"]
-    assert queue["maxConcurrentRuns"] == instance["max_concurrent_runs"]
+    assert instance == source == helm["additionalInstanceConfig"]["concurrency"]
+    assert "config" not in helm["dagsterDaemon"]["runCoordinator"]  # no second set of limits
+    check = subprocess.run(
+        [sys.executable, str(DEPLOY / "sync_run_queue.py"), "--check"],
+        capture_output=True,
+        text=True,
+    )
+    assert check.returncode == 0, check.stdout
 
-    def limits(entries: list[dict]) -> dict:
-        return {(e["key"], json.dumps(e.get("value"), sort_keys=True)): e["limit"] for e in entries}
-
-    assert limits(queue["tagConcurrencyLimits"]) == limits(instance["tag_concurrency_limits"])
+    # the check bites: a copy of deploy/ whose source says 12
+    copy = Path(tempfile.mkdtemp())
+    shutil.copytree(DEPLOY, copy / "deploy")
+    changed = copy / "deploy" / "run-queue.yaml"
+    changed.write_text(
+        changed.read_text().replace("max_concurrent_runs: 10", "max_concurrent_runs: 12")
+    )
+    script = copy / "deploy" / "sync_run_queue.py"
+    stale = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True)
+    assert stale.returncode == 1 and "deploy/dagster.yaml" in stale.stdout
+    subprocess.run([sys.executable, str(script)], check=True, capture_output=True)
+    synced = yaml.safe_load((copy / "deploy" / "helm" / "values.yaml").read_text())
+    assert synced["additionalInstanceConfig"]["concurrency"]["runs"]["max_concurrent_runs"] == 12
+    shutil.rmtree(copy)
 
 
 def _iam_findings(text: str) -> list[tuple[str, str, str]]:
@@ -332,6 +357,102 @@ def test_the_ecs_iam_policy_passes_parliament():
     assert "UNKNOWN_CONDITION_FOR_ACTION" in issues
 
 
+TOOLS_BIN = Path(sys.executable).parent  # check-jsonschema is a dev dependency
+CHECKOV = REPO / ".venv-tools" / "bin" / "checkov"  # its own environment: make tools
+
+
+def pod_specs(values: dict) -> list[dict]:
+    """The Kubernetes objects the Dagster chart makes from the parts of our values that
+    we set: the code location's Deployment and a run's Job (image, pull policy,
+    security contexts, resources, probes). Everything else is the chart's."""
+    specs = []
+    for deployment in values["dagster-user-deployments"]["deployments"]:
+        image = deployment["image"]
+        container = {
+            "name": deployment["name"],
+            "image": f"{image['repository']}:{image['tag']}",
+            "imagePullPolicy": image.get("pullPolicy", "Always"),
+            "args": ["dagster", "api", "grpc", *deployment.get("dagsterApiGrpcArgs", [])],
+            "ports": [{"containerPort": deployment["port"]}],
+            "resources": deployment.get("resources", {}),
+            "securityContext": deployment.get("securityContext", {}),
+            **{k: deployment[k] for k in ("readinessProbe", "livenessProbe") if k in deployment},
+        }
+        labels = {"app": deployment["name"]}
+        specs.append(
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": deployment["name"], "namespace": "image-assets"},
+                "spec": {
+                    "selector": {"matchLabels": labels},
+                    "template": {
+                        "metadata": {"labels": labels},
+                        "spec": {
+                            "securityContext": deployment.get("podSecurityContext", {}),
+                            "containers": [container],
+                        },
+                    },
+                },
+            }
+        )
+    launcher = values["runLauncher"]["config"]["k8sRunLauncher"]
+    run = launcher.get("runK8sConfig", {})
+    worker = {
+        "name": "dagster-run",
+        "image": specs[0]["spec"]["template"]["spec"]["containers"][0]["image"],
+        "imagePullPolicy": launcher.get("imagePullPolicy", "IfNotPresent"),
+        "args": ["dagster", "api", "execute_run"],
+        **run.get("containerConfig", {}),
+    }
+    pod = {**run.get("podSpecConfig", {}), "restartPolicy": "Never", "containers": [worker]}
+    specs.append(
+        {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": "dagster-run", "namespace": "image-assets"},
+            "spec": {"template": {"spec": pod}},
+        }
+    )
+    return specs
+
+
+def _checkov(folder: Path) -> subprocess.CompletedProcess[str]:
+    if not CHECKOV.is_file():
+        if os.environ.get("CI"):
+            pytest.fail("checkov is missing: make test installs it (make tools)")
+        pytest.skip("checkov is not installed here: make tools")
+    return subprocess.run(
+        [CHECKOV, "-d", folder, "--config-file", DEPLOY / "checkov.yaml"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "BC_SKIP_MAPPING": "TRUE", "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false"},
+    )
+
+
+def test_the_dockerfile_and_pod_specs_pass_checkov(tmp_path):
+    """checkov on deploy/Dockerfile and the pod specs the Helm values give; the checks
+    deploy/checkov.yaml waives each say why."""
+    values = yaml.safe_load((DEPLOY / "helm" / "values.yaml").read_text())
+    shutil.copy(DEPLOY / "Dockerfile", tmp_path / "Dockerfile")
+    (tmp_path / "pods.yaml").write_text(yaml.safe_dump_all(pod_specs(values)))
+    result = _checkov(tmp_path)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert "Failed checks: 0" in result.stdout and "kubernetes scan results" in result.stdout
+
+    # the check bites: a run worker that may escalate, an image without a user
+    values["runLauncher"]["config"]["k8sRunLauncher"]["runK8sConfig"]["containerConfig"].pop(
+        "securityContext"
+    )
+    (tmp_path / "pods.yaml").write_text(yaml.safe_dump_all(pod_specs(values)))
+    dockerfile = (DEPLOY / "Dockerfile").read_text().replace("USER dagster\n", "")
+    (tmp_path / "Dockerfile").write_text(dockerfile)
+    refused = _checkov(tmp_path)
+    assert refused.returncode == 1
+    assert "CKV_K8S_20" in refused.stdout and "CKV_DOCKER_3" in refused.stdout
+
+
 SHARED_HELM_SCHEMA = REPO.parent / "shared" / "reference" / "dagster-helm-values.schema.json"
 
 
@@ -361,7 +482,5 @@ def test_helm_values_follow_the_dagster_chart_schema():
     values = yaml.safe_load((DEPLOY / "helm" / "values.yaml").read_text())
     errors = sorted(validator.iter_errors(values), key=lambda e: list(e.path))
     assert not errors, "\n".join(f"{list(e.path)}: {e.message}" for e in errors)
-    values["dagsterDaemon"]["runCoordinator"]["config"]["queuedRunCoordinator"][
-        "maxConcurrentRuns"
-    ] = "ten"  # the check bites
+    values["dagsterDaemon"]["runCoordinator"]["type"] = "FastRunCoordinator"  # the check bites
     assert any(validator.iter_errors(values))
