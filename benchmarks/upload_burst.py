@@ -97,7 +97,11 @@ def run_burst(images: list[Path], batch_size: int, timeout: float) -> dict:
             "drain_s": drain,
             "per_s": len(images) / drain,
             "p50_s": statistics.median(latencies),
-            "p95_s": statistics.quantiles(latencies, n=20, method="inclusive")[18],
+            "p95_s": (
+                statistics.quantiles(latencies, n=20, method="inclusive")[18]
+                if len(latencies) > 1
+                else latencies[0]
+            ),
         }
     finally:
         daemon.terminate()

@@ -1,11 +1,11 @@
-"""`image-assets demo` end to end, as `make demo` runs it: a real process, instance and HTTP."""
+"""`make demo` end to end, as the README says to run it: a real process, instance and HTTP;
+then the README's query of the catalog, as written."""
 
 from __future__ import annotations
 
 import os
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
@@ -23,11 +23,12 @@ def _demo(tmp_path: Path, port: int) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "DAGSTER_HOME": str(tmp_path / "home"),
-        "IMAGE_ASSETS_DATA_DIR": str(tmp_path / "data"),
+        "IMAGE_ASSETS_DATA_DIR": str(tmp_path / "work" / ".data"),
+        "DEMO_PORT": str(port),
     }
     env.pop("IMAGE_ASSETS_DEMO_URL", None)
     return subprocess.run(
-        [sys.executable, "-m", "image_assets.cli", "demo", "--port", str(port)],
+        ["make", "demo"],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -48,7 +49,7 @@ def _summary(stdout: str) -> dict[str, list[str]]:
     return rows
 
 
-def test_demo_twice_second_run_is_free(tmp_path):
+def test_make_demo_twice_second_run_is_free(tmp_path):
     port = _free_port()  # the same sites URL both times, as with `make demo`
     first = _demo(tmp_path, port)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
@@ -64,5 +65,15 @@ def test_demo_twice_second_run_is_free(tmp_path):
     for name, cells in _summary(second.stdout).items():
         assert cells[5] == "0", f"{name} downloaded again: {cells}"
         assert cells[7] == "0", f"{name} uploaded again: {cells}"
-    with duckdb.connect(str(tmp_path / "data" / "catalog.duckdb"), read_only=True) as con:
+    with duckdb.connect(str(tmp_path / "work" / ".data" / "catalog.duckdb"), read_only=True) as con:
         assert con.execute("select count(*) from clean_kits").fetchone()[0] == 24
+    # the README's query, as written, from a folder whose .data is the demo's
+    (tmp_path / "work" / ".venv").symlink_to(REPO / ".venv")
+    readme = (REPO / "README.md").read_text()
+    (query,) = [line for line in readme.splitlines() if line.startswith(".venv/bin/python -c")]
+    shown = subprocess.run(
+        ["bash", "-c", query], cwd=tmp_path / "work", capture_output=True, text=True, timeout=60
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "clean_kits" not in shown.stderr and "imageSrc" in shown.stdout
+    assert all(vendor in shown.stdout for vendor in ("estes", "loc", "rocketarium"))

@@ -1,0 +1,391 @@
+"""The docs are run: every fenced block of README.md and deploy/README.md is either
+run by a test (named below) or says why it cannot be, and a new block fails
+until it is one or the other.
+
+The registry example runs against a local site that serves what each example
+vendor's settings expect (a Shopify collection, JSON-LD product pages, CSS
+product pages); only its hosts are pointed at 127.0.0.1 and private addresses
+allowed. Commands run as written, through a shell, from a folder whose
+``.venv`` is the project's.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import boto3
+import yaml
+
+from image_assets.demo.images import ImageSpec, render_image
+from image_assets.demo.serving import serve
+
+REPO = Path(__file__).resolve().parents[1]
+DOCS = ("README.md", "deploy/README.md")
+FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.S | re.M)
+
+# The first line of every fenced block -> the test that runs it, or why none can.
+RUN_BY = {
+    "vendor_pages → vendor_products": "a diagram, not a command",
+    "make demo": "test_cli_demo.py::test_make_demo_twice_second_run_is_free; make test: .ci/run",
+    '.venv/bin/python -c "import duckdb': "test_cli_demo.py::test_make_demo_twice_second_run_is_free",
+    ".venv/bin/image-assets scrape": "test_docs.py::test_the_registry_example_scrapes_a_local_site",
+    "vendors:": "test_docs.py::test_the_registry_example_scrapes_a_local_site",
+    "export IMAGE_ASSETS_PROFILE=aws": "test_docs.py::test_the_aws_example_starts_the_ui_on_moto",
+    ".venv/bin/image-assets render": "test_docs.py::test_the_render_command_as_written",
+    "$ .venv/bin/python benchmarks/upload_burst.py": "test_docs.py::test_the_benchmark_command_runs",
+    "make lint": "test_docs.py::test_the_developer_commands (make lint, make typecheck: .ci/run)",
+    "docker compose": (
+        "needs a Docker engine (none on the CI machines); what `config` validates is "
+        "test_deploy.py::test_compose_file_matches_the_compose_specification"
+    ),
+}
+
+
+def fenced_blocks() -> list[tuple[str, str, str]]:
+    """(doc, language, text) of every fenced block."""
+    return [
+        (doc, lang, text)
+        for doc in DOCS
+        for lang, text in FENCE.findall((REPO / doc).read_text(encoding="utf-8"))
+    ]
+
+
+def block(first_line: str) -> str:
+    (text,) = [t for _, _, t in fenced_blocks() if t.startswith(first_line)]
+    return text
+
+
+def test_every_block_of_the_docs_is_run_by_a_test():
+    blocks = fenced_blocks()
+    assert len(blocks) >= 10
+    for doc, _, text in blocks:
+        keys = [k for k in RUN_BY if text.startswith(k)]
+        assert keys, f"{doc}: no test runs the block starting {text.splitlines()[0]!r}"
+    for target in RUN_BY.values():
+        for module, name in re.findall(r"(test_\w+)\.py::(test_\w+)", target):
+            found = importlib.import_module(f"image_assets_tests.{module}")
+            assert callable(getattr(found, name, None)), f"{module}.py has no {name}"
+    ci = (REPO / ".ci" / "run").read_text()
+    assert all(f"make {t}" in ci for t in ("lint", "typecheck", "test"))
+
+
+def _workdir(tmp_path: Path) -> Path:
+    """A folder where ``.venv/bin/...`` is the project's environment."""
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / ".venv").symlink_to(REPO / ".venv")
+    return work
+
+
+def _sh(command: str, cwd: Path, timeout: float = 300, **env: str):
+    return subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", command],
+        cwd=cwd,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+# ------------------------------------------------------------ the registry example
+
+
+def _product_page(name: str, sku: str, price: str, image: str, kind: str) -> bytes:
+    if kind == "jsonld":
+        data = {
+            "@context": "https://schema.org",
+            "@type": "Product",
+            "name": name,
+            "sku": sku,
+            "image": [image],
+            "offers": {"@type": "Offer", "price": price},  # no currency: the vendor's
+        }
+        body = f'<script type="application/ld+json">{json.dumps(data)}</script>'
+    else:
+        body = (
+            f'<h1 class="product-title">{name}</h1><span class="sku">{sku}</span>'
+            f'<span class="price">${price}</span>'
+            '<meta itemprop="priceCurrency" content="USD">'
+            f'<div class="gallery"><img src="{image}" alt=""></div>'
+        )
+    return f"<!DOCTYPE html><html><head><title>{name}</title></head><body>{body}</body></html>".encode()
+
+
+class ExampleSite(BaseHTTPRequestHandler):
+    """Every page the README's three example vendors ask for, on one server."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def _send(self, body: bytes, ctype: str = "text/html; charset=utf-8", status: int = 200):
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        parts = urlsplit(self.path)
+        query = dict(p.split("=", 1) for p in parts.query.split("&") if "=" in p)
+        path = parts.path
+        if path == "/robots.txt":
+            return self._send(b"User-agent: *\nDisallow: /private/\n", "text/plain")
+        if path == "/collections/rockets/products.json":
+            page = int(query.get("page", "1"))
+            products = [
+                {
+                    "id": n,
+                    "title": f"Apogee Rocket {n}",
+                    "handle": f"apogee-{n}",
+                    "variants": [{"sku": f"AP-{n}", "price": f"{10 + n}.00", "available": True}],
+                    "images": [{"src": f"http://{self.headers['Host']}/img/ap{n}.jpg"}],
+                }
+                for n in ((1, 2) if page == 1 else (3,) if page == 2 else ())
+            ]
+            return self._send(json.dumps({"products": products}).encode(), "application/json")
+        if path == "/catalog":
+            page = int(query.get("page", "1"))
+            links = "".join(
+                f'<a class="product-link" href="/acme/{n}?utm_source=list">Rocket {n}</a>'
+                for n in ((1, 2) if page == 1 else (3,))
+            )
+            more = '<a rel="next" href="/catalog?page=2">next</a>' if page == 1 else ""
+            return self._send(f"<html><body>{links}{more}</body></html>".encode())
+        if path.startswith("/acme/"):
+            n = path.rsplit("/", 1)[1]
+            return self._send(
+                _product_page(
+                    f"Acme Rocket {n}", f"AC-{n}", f"2{n}.50", f"/img/ac{n}.jpg", "jsonld"
+                )
+            )
+        if path == "/shop/":
+            tiles = "".join(
+                f'<div class="product-tile"><a class="title" href="/shop/p{n}">P{n}</a></div>'
+                for n in (1, 2)
+            )
+            return self._send(
+                f'<html><body>{tiles}<a class="next" href="/shop/?p=2"></a>'.encode()
+                if "p" not in query
+                else b'<html><body><div class="product-tile">'
+                b'<a class="title" href="/shop/p3">P3</a></div></body></html>'
+            )
+        if path.startswith("/shop/p"):
+            n = path.removeprefix("/shop/p")
+            return self._send(
+                _product_page(f"Shop Rocket {n}", f"RS-{n}", f"3{n}.00", f"/img/rs{n}.jpg", "css")
+            )
+        return self._send(b"not found", "text/plain", 404)
+
+
+def localized_registry(base: str) -> str:
+    """The README's registry example with its hosts on ``base`` and private addresses
+    allowed for them; nothing else changed."""
+    text = block("vendors:")
+    for host in ("https://shop.example.com", "https://acme.example", "https://rocketshop.example"):
+        text = text.replace(host, base)
+    registry = yaml.safe_load(text)
+    for vendor in registry["vendors"]:
+        vendor["allow_private_networks"] = ["127.0.0.0/8"]
+    return yaml.safe_dump(registry, sort_keys=False)
+
+
+def test_the_registry_example_scrapes_a_local_site(tmp_path):
+    site = serve(ExampleSite)
+    try:
+        work = _workdir(tmp_path)
+        (work / "my-vendors.yaml").write_text(localized_registry(site.url))
+        command = block(".venv/bin/image-assets scrape").strip()
+        found: dict[str, list[dict]] = {}
+        for key in ("apogee", "acme", "rocketshop"):
+            result = _sh(command.replace("--vendor apogee", f"--vendor {key}"), work, 120)
+            assert result.returncode == 0, result.stderr
+            found[key] = [json.loads(line) for line in result.stdout.splitlines()]
+    finally:
+        site.stop()
+    apogee, acme, shop = found["apogee"], found["acme"], found["rocketshop"]
+    assert [p["name"] for p in apogee] == [f"Apogee Rocket {n}" for n in (1, 2, 3)]
+    assert {p["currency"] for p in apogee} == {"USD"} and apogee[0]["price"] == 11.0
+    assert sorted(p["name"] for p in acme) == [f"Acme Rocket {n}" for n in (1, 2, 3)]
+    assert {p["currency"] for p in acme} == {"USD"}  # the vendor-level currency
+    assert all("utm_source" not in p["url"] for p in acme)  # canonical product URLs
+    assert sorted(p["product_id"] for p in shop) == ["rs-1", "rs-2", "rs-3"]
+    assert {p["currency"] for p in shop} == {"USD"} and all(p["image_urls"] for p in shop)
+
+
+# ------------------------------------------------------------ other commands
+
+
+def test_the_render_command_as_written(tmp_path):
+    work = _workdir(tmp_path)
+    (work / "photos").mkdir()
+    for n in range(2):
+        (work / "photos" / f"kit{n}.jpg").write_bytes(render_image(ImageSpec(f"d{n}", 640, 480)))
+    (work / "my-renditions.yaml").write_text(
+        "renditions:\n  - {name: small, width: 100, formats: [{format: webp}]}\n"
+    )
+    out = tmp_path / "renditions"  # the README writes to /tmp/renditions
+    command = block(".venv/bin/image-assets render").strip().replace("/tmp/renditions", str(out))
+    plain = command.replace(" [--config my-renditions.yaml]", "")
+    optional = command.replace("[--config my-renditions.yaml]", "--config my-renditions.yaml")
+    for variant, expect in ((plain, "thumb_300"), (optional, "small")):
+        shutil.rmtree(out, ignore_errors=True)
+        result = _sh(variant, work, 120)
+        assert result.returncode == 0, result.stderr
+        lines = [json.loads(line) for line in result.stdout.splitlines()]
+        assert len(lines) == 2 and all(line["ok"] for line in lines)
+        assert any(expect in path.name for path in out.rglob("*")), sorted(out.rglob("*"))
+
+
+def test_the_developer_commands(tmp_path):
+    """``make format`` and ``make lock`` in a copy of the project (they write files);
+    the graph test as written. ``make lint`` and ``make typecheck`` run in .ci/run."""
+    commands = block("make lint")
+    assert "make format" in commands and "make lock" in commands
+    copy = tmp_path / "copy"
+    files = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    for name in files:
+        if (REPO / name).is_file():
+            (copy / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, copy / name)  # mtimes kept: make sees it installed
+    (copy / ".venv").symlink_to(REPO / ".venv")
+    formatted = _sh("make format", copy, 300)
+    assert formatted.returncode == 0, formatted.stdout + formatted.stderr
+    changed = [
+        n
+        for n in files
+        if (REPO / n).is_file() and (copy / n).read_bytes() != (REPO / n).read_bytes()
+    ]
+    assert changed == [], f"make format changed {changed}: the tree was not formatted"
+    locked = _sh("make lock", copy, 300)
+    assert locked.returncode == 0, locked.stdout + locked.stderr
+    for lock in ("prod.txt", "dev.txt"):
+        text = (copy / "requirements" / lock).read_text()
+        assert "dagster==" in text and "--hash=sha256:" in text
+    (line,) = [c for c in commands.splitlines() if c.startswith(".venv/bin/pytest")]
+    result = _sh(line, REPO, 300)
+    assert result.returncode == 0, result.stdout[-2000:]
+
+
+def test_the_benchmark_command_runs(tmp_path):
+    """The transcript's command, with small counts: the same output lines come back."""
+    transcript = block("$ .venv/bin/python benchmarks/upload_burst.py")
+    command = transcript.splitlines()[0].removeprefix("$ ")
+    small = command.replace("--count 200", "--count 3").replace("--peer-count 30", "--peer-count 1")
+    result = _sh(small, REPO, 600)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    for expected in transcript.splitlines()[2:]:
+        label = expected.strip().split(":")[0]
+        assert label in result.stdout, f"{label!r} missing from:\n{result.stdout}"
+
+
+# ------------------------------------------------------------ the aws example
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_the_aws_example_starts_the_ui_on_moto(aws_env, tmp_path):
+    """The `aws` profile example as written (buckets and the secret on moto), then
+    ``make ui`` until the code location has loaded; every process is gone after."""
+    s3 = boto3.client("s3")
+    for bucket in ("shop-blog-data-raw", "shop-blog-data-images", "shop-blog-data-cdn"):
+        s3.create_bucket(Bucket=bucket)
+    example = block("export IMAGE_ASSETS_PROFILE=aws")
+    assert example.rstrip().endswith("make ui")
+    ui_port, demo_port = _free_port(), _free_port()
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(tmp_path / "home"),
+        "IMAGE_ASSETS_DATA_DIR": str(tmp_path / "data"),
+        "UI_PORT": str(ui_port),
+        "DEMO_PORT": str(demo_port),
+        "AWS_ENDPOINT_URL": aws_env,
+    }
+    process = subprocess.Popen(
+        ["bash", "-euo", "pipefail", "-c", example],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        loaded = _wait_for_location(ui_port, process, timeout=180)
+        assert loaded["__typename"] == "RepositoryLocation", loaded
+        assert {r["name"] for r in loaded["repositories"]} == {"__repository__"}
+    finally:
+        stopped = _stop_group(process)
+    assert stopped, "make ui left processes behind after SIGTERM"
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _stop_group(process: subprocess.Popen, grace: float = 30) -> bool:
+    """SIGTERM the process group (what Ctrl-C in a terminal reaches); True when every
+    process of it ended within ``grace`` seconds, else SIGKILL and False."""
+    os.killpg(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    process.wait(timeout=grace)
+    while _group_alive(process.pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if _group_alive(process.pid):
+        os.killpg(process.pid, signal.SIGKILL)
+        return False
+    return True
+
+
+def _wait_for_location(port: int, process: subprocess.Popen, timeout: float) -> dict:
+    query = (
+        "{ workspaceOrError { ... on Workspace { locationEntries { locationOrLoadError {"
+        " __typename ... on RepositoryLocation { repositories { name } }"
+        " ... on PythonError { message } } } } } }"
+    )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            output = process.stdout.read().decode() if process.stdout else ""
+            raise AssertionError(f"make ui exited {process.returncode}:\n{output[-3000:]}")
+        try:
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/graphql",
+                data=json.dumps({"query": query}).encode(),
+                headers={"Content-Type": "application/json"},
+            )
+            with urllib.request.urlopen(request, timeout=5) as answer:
+                entries = json.load(answer)["data"]["workspaceOrError"]["locationEntries"]
+            if entries and entries[0]["locationOrLoadError"]:
+                return entries[0]["locationOrLoadError"]
+        except (OSError, KeyError, TypeError, ValueError):
+            pass
+        time.sleep(1)
+    raise AssertionError("the UI did not load the code location in time")
