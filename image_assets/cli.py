@@ -292,6 +292,13 @@ def cmd_ui(args: argparse.Namespace) -> int:
         server.stop()
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from image_assets.delivery.server import serve
+
+    serve(args.host, args.port, args.workers)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="image-assets", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -320,6 +327,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=DEFAULT_DEMO_PORT)
     serve.add_argument("--host", default="127.0.0.1", help="bind address (0.0.0.0 in a container)")
     serve.set_defaults(func=cmd_serve_demo)
+    delivery = sub.add_parser(
+        "serve", help="the delivery service: Cloudinary-style image URLs from the platform's store"
+    )
+    delivery.add_argument(
+        "--host", default="127.0.0.1", help="bind address (0.0.0.0 in a container)"
+    )
+    delivery.add_argument("--port", type=int, default=8090)
+    delivery.add_argument("--workers", type=int, default=1, help="worker processes")
+    delivery.set_defaults(func=cmd_serve)
     ui = sub.add_parser("ui", help="sample sites + dagster dev")
     ui.add_argument("--port", type=int, default=DEFAULT_DEMO_PORT, help="demo sites port")
     ui.add_argument("--host", default="127.0.0.1", help="UI host")

@@ -114,7 +114,7 @@ class CdnAsset(BaseModel):
     """What a CDN backend holds for one public_id; the one CDN result type."""
 
     public_id: str
-    storage: Literal["cloudinary", "s3", "local"]
+    storage: Literal["cloudinary", "s3", "local", "self"]
     url: str
     secure_url: str
     version: int | None = None

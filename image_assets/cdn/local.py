@@ -1,8 +1,9 @@
-"""The `local` CDN: a folder served (or opened) as-is; the embedded default.
+"""CDNs that are a blob store: the `local` folder (the embedded default's files) and
+the base of the `self` backend (files served by ``image-assets serve``).
 
-Files live at ``{public_id}.{ext}`` under the CDN root and a small JSON record
-per public_id under ``_meta/`` (see ``layout.py``) remembers sha256, size and dimensions so a
-re-run can skip unchanged uploads without reading the image bytes.
+Files live at ``{public_id}.{ext}`` and a small JSON record per public_id under
+``_meta/`` (see ``layout.py``) remembers sha256, size and dimensions, so a
+re-run knows what is held without reading the image bytes.
 """
 
 from __future__ import annotations
@@ -13,20 +14,19 @@ import time
 from image_assets.cdn.base import StoredFileDelivery
 from image_assets.layout import CDN_META_PREFIX, cdn_meta_key, cdn_object_key
 from image_assets.records import CdnAsset
-from image_assets.storage import BlobNotFound, LocalBlobStore, validate_key
+from image_assets.storage import BlobNotFound, BlobStore, LocalBlobStore, validate_key
 
 
-class LocalCdn(StoredFileDelivery):
+class StoredCdn:
+    """Masters (and renditions) kept in a blob store under their public ids."""
+
     storage = "local"
-    transforms_on_delivery = False
 
-    def __init__(self, root: str, base_url: str | None = None):
-        self.store = LocalBlobStore(root)
-        self.base_url = (base_url or self.store.root.as_uri()).rstrip("/")
+    def __init__(self, store: BlobStore):
+        self.store = store
 
-    @property
-    def ledger_name(self) -> str:
-        return "local"
+    def asset_url(self, public_id: str, fmt: str, version: int | None) -> str:
+        raise NotImplementedError
 
     def _meta_key(self, public_id: str) -> str:
         return cdn_meta_key(validate_key(public_id))
@@ -41,7 +41,7 @@ class LocalCdn(StoredFileDelivery):
         width: int | None = None,
         height: int | None = None,
         overwrite: bool = True,
-        invalidate: bool = False,  # files are served as they are: nothing is cached
+        invalidate: bool = False,  # files are served as they are: nothing is cached here
     ) -> CdnAsset:
         key = cdn_object_key(validate_key(public_id), format)
         previous = self.lookup(public_id)
@@ -50,13 +50,14 @@ class LocalCdn(StoredFileDelivery):
         if previous and previous.format != format:
             self.store.delete(cdn_object_key(public_id, previous.format))
         self.store.put(key, data)
-        url = f"{self.base_url}/{key}"
+        version = int(time.time())
+        url = self.asset_url(public_id, format, version)
         asset = CdnAsset(
             public_id=public_id,
-            storage="local",
+            storage=self.storage,
             url=url,
             secure_url=url,
-            version=int(time.time()),
+            version=version,
             bytes=len(data),
             width=width,
             height=height,
@@ -73,8 +74,15 @@ class LocalCdn(StoredFileDelivery):
             return None
         return asset if self.store.exists(cdn_object_key(public_id, asset.format)) else None
 
+    def read(self, public_id: str) -> tuple[CdnAsset, bytes]:
+        """The held asset and its bytes; ``KeyError`` when nothing is held."""
+        asset = self.lookup(public_id)
+        if asset is None:
+            raise KeyError(public_id)
+        return asset, self.store.get(cdn_object_key(public_id, asset.format))
+
     def inventory(self, prefix: str) -> dict[str, CdnAsset]:
-        """The records under ``prefix`` whose file is there (local reads, no network)."""
+        """The records under ``prefix`` whose file is there (no network for a folder)."""
         found: dict[str, CdnAsset] = {}
         meta_prefix = f"{CDN_META_PREFIX}/{validate_key(prefix.rstrip('/'))}/"
         for key in self.store.list(meta_prefix):
@@ -90,3 +98,22 @@ class LocalCdn(StoredFileDelivery):
         if asset is None:
             return False
         return self.store.delete(cdn_object_key(public_id, asset.format))
+
+
+class LocalCdn(StoredCdn, StoredFileDelivery):
+    """A folder served (or opened) as-is; the embedded default."""
+
+    storage = "local"
+    transforms_on_delivery = False
+
+    def __init__(self, root: str, base_url: str | None = None):
+        store = LocalBlobStore(root)
+        super().__init__(store)
+        self.base_url = (base_url or store.root.as_uri()).rstrip("/")
+
+    @property
+    def ledger_name(self) -> str:
+        return "local"
+
+    def asset_url(self, public_id: str, fmt: str, version: int | None) -> str:
+        return f"{self.base_url}/{cdn_object_key(public_id, fmt)}"

@@ -58,7 +58,7 @@ def render(
     width, height = reference_size or img.size
     if spec.crop == "fill":
         assert spec.width and spec.height
-        centering = _entropy_centering(img) if spec.gravity == "entropy" else (0.5, 0.5)
+        centering = entropy_centering(img) if spec.gravity == "entropy" else (0.5, 0.5)
         return ImageOps.fit(
             img, (spec.width, spec.height), Image.Resampling.LANCZOS, centering=centering
         )
@@ -85,7 +85,7 @@ def resize(img: Image.Image, size: tuple[int, int]) -> Image.Image:
     return img.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
 
 
-def _entropy_centering(img: Image.Image) -> tuple[float, float]:
+def entropy_centering(img: Image.Image) -> tuple[float, float]:
     """Centre of the busiest region (a cheap stand-in for attention cropping)."""
     small = img.convert("L").resize((32, 32))
     edges = small.filter(ImageFilter.FIND_EDGES)

@@ -1,0 +1,249 @@
+"""Apply a parsed transformation chain to a source image.
+
+Pure: bytes in, bytes out. The output size is planned from the source's header
+before any pixel is decoded, so an over-large request is refused cheaply, and a
+JPEG source is decoded at the smallest DCT scale that still covers what the
+chain needs (shrink-on-load). The decode limits of the renditions pipeline
+apply to every source and overlay.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+
+from PIL import Image, ImageFilter, ImageOps
+
+from image_assets.delivery.grammar import DEFAULT_LIMITS, Component, GrammarError, Limits
+from image_assets.imaging.decode import DecodeLimits, decode, oriented_size, probe
+from image_assets.imaging.encoding import encode
+from image_assets.imaging.geometry import entropy_centering, resize
+
+QUALITY = {"auto": 80, "auto:best": 90, "auto:good": 80, "auto:eco": 70, "auto:low": 60}
+AUTO_ORDER = (("image/avif", "avif"), ("image/webp", "webp"))
+DEFAULT_DECODE_LIMITS = DecodeLimits()
+URL_FORMATS = {"jpg": "jpeg", "jpeg": "jpeg", "png": "png", "webp": "webp", "avif": "avif"}
+
+
+class RenderRefused(ValueError):
+    """The request cannot be served within the limits (answered 400)."""
+
+
+@dataclass(frozen=True)
+class Rendered:
+    data: bytes
+    format: str  # jpeg, png, webp, avif
+    width: int
+    height: int
+
+
+def expand(
+    components: tuple[Component, ...], named: Mapping[str, Component]
+) -> tuple[Component, ...]:
+    """Named transformations (``t_thumb``) replaced by what they stand for."""
+    out = []
+    for component in components:
+        if component.named is not None:
+            if component.named not in named:
+                raise GrammarError(f"t_{component.named}: unknown named transformation")
+            out.append(named[component.named])
+        else:
+            out.append(component)
+    return tuple(out)
+
+
+def output_format(
+    components: tuple[Component, ...], extension: str | None, accept: str, source_format: str
+) -> tuple[str, bool]:
+    """(format, negotiated): the last ``f_`` wins, then the URL's extension, then the
+    source's format; ``f_auto`` picks AVIF, WebP or JPEG by the request's Accept."""
+    asked = next((c.fetch_format for c in reversed(components) if c.fetch_format), None)
+    if asked == "auto":
+        accepted = accept.lower()
+        for mime, fmt in AUTO_ORDER:
+            if mime in accepted:
+                return fmt, True
+        return "jpeg", True
+    if asked is not None:
+        return URL_FORMATS[asked], False
+    if extension is not None:
+        return URL_FORMATS[extension], False
+    return URL_FORMATS.get(source_format, "jpeg"), False
+
+
+def output_quality(components: tuple[Component, ...]) -> int:
+    asked = next((c.quality for c in reversed(components) if c.quality), "auto")
+    return QUALITY.get(asked) or int(asked)
+
+
+def _box(component: Component, width: int, height: int) -> tuple[int | None, int | None]:
+    """The component's box in pixels (dpr and aspect ratio applied)."""
+    dpr = component.dpr or 1.0
+    w = round(component.width * dpr) if component.width else None
+    h = round(component.height * dpr) if component.height else None
+    if component.aspect_ratio:
+        if w and not h:
+            h = max(1, round(w / component.aspect_ratio))
+        elif h and not w:
+            w = max(1, round(h * component.aspect_ratio))
+        elif not w and not h:  # crop the current image to the ratio
+            if width / height > component.aspect_ratio:
+                w, h = round(height * component.aspect_ratio), height
+            else:
+                w, h = width, round(width / component.aspect_ratio)
+    return w, h
+
+
+def planned_size(component: Component, width: int, height: int) -> tuple[int, int]:
+    """Size after ``component`` for an input of ``width`` x ``height``."""
+    if component.overlay is not None:
+        return width, height
+    w, h = _box(component, width, height)
+    if not w and not h:
+        return width, height
+    crop = component.crop or "scale"
+    if crop in ("fill", "pad") and w and h:
+        return w, h
+    if crop == "scale":
+        if w and h:
+            return w, h
+        scale = (w / width) if w else (h / height)  # type: ignore[operator]
+        return max(1, round(width * scale)), max(1, round(height * scale))
+    scale = min(w / width if w else float("inf"), h / height if h else float("inf"))
+    if crop == "limit":
+        scale = min(scale, 1.0)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def plan(
+    components: tuple[Component, ...], width: int, height: int, limits: Limits
+) -> list[tuple[int, int]]:
+    """The size after each component; refuses any step over the pixel limits."""
+    sizes = []
+    for component in components:
+        width, height = planned_size(component, width, height)
+        if max(width, height) > limits.max_side:
+            raise RenderRefused(f"output {width}x{height} is over the {limits.max_side}px limit")
+        sizes.append((width, height))
+    return sizes
+
+
+def render(
+    data: bytes,
+    components: tuple[Component, ...],
+    fmt: str,
+    *,
+    limits: Limits = DEFAULT_LIMITS,
+    decode_limits: DecodeLimits = DEFAULT_DECODE_LIMITS,
+    overlay_source: Callable[[str], bytes] | None = None,
+) -> Rendered:
+    """Run the chain over ``data`` and encode as ``fmt``."""
+    info = probe(data, decode_limits)
+    width, height = oriented_size(info)
+    sizes = plan(components, width, height, limits)
+    smallest = _needed_source(components, sizes, width, height)
+    img, _ = decode(data, decode_limits, draft_min_size=smallest)
+    reference = (width, height)
+    background = "#ffffff"
+    for component, size in zip(components, sizes, strict=True):
+        if component.background:
+            background = "#" + component.background[:6]
+        img = _apply(img, component, size, reference, background, decode_limits, overlay_source)
+        reference = img.size
+    out = encode(img, fmt, output_quality(components), background)
+    return Rendered(out, fmt, img.width, img.height)
+
+
+def _needed_source(
+    components: tuple[Component, ...], sizes: list[tuple[int, int]], width: int, height: int
+) -> tuple[int, int] | None:
+    """The smallest decode that still covers the first resize (None: decode in full)."""
+    if not components or components[0].overlay is not None or components[0].blur:
+        return None
+    out_w, out_h = sizes[0]
+    first = components[0]
+    if (first.crop or "scale") == "fill":
+        scale = max(out_w / width, out_h / height)
+        return max(1, round(width * scale)), max(1, round(height * scale))
+    if (out_w, out_h) == (width, height):
+        return None
+    return out_w, out_h
+
+
+def _apply(
+    img: Image.Image,
+    component: Component,
+    size: tuple[int, int],
+    reference: tuple[int, int],
+    background: str,
+    decode_limits: DecodeLimits,
+    overlay_source: Callable[[str], bytes] | None,
+) -> Image.Image:
+    if component.overlay is not None:
+        return _overlay(img, component, decode_limits, overlay_source)
+    crop = component.crop or "scale"
+    if size != reference or crop == "fill":
+        if crop == "fill":
+            centering = entropy_centering(img) if component.gravity == "auto" else (0.5, 0.5)
+            img = ImageOps.fit(img, size, Image.Resampling.LANCZOS, centering=centering)
+        elif crop == "pad":
+            inner = planned_size(replace(component, crop="fit"), *reference)
+            resized = resize(img, inner)
+            fill = (0, 0, 0, 0) if resized.mode == "RGBA" else background
+            canvas = Image.new(resized.mode, size, fill)
+            canvas.paste(resized, ((size[0] - resized.width) // 2, (size[1] - resized.height) // 2))
+            img = canvas
+        else:
+            img = resize(img, size)
+    if component.blur:
+        img = img.filter(ImageFilter.GaussianBlur(radius=component.blur / 50))
+    if component.grayscale:
+        alpha = img.getchannel("A") if img.mode == "RGBA" else None
+        img = ImageOps.grayscale(img).convert("RGB")
+        if alpha is not None:
+            img.putalpha(alpha)
+    return img
+
+
+def _overlay(
+    base: Image.Image,
+    component: Component,
+    decode_limits: DecodeLimits,
+    overlay_source: Callable[[str], bytes] | None,
+) -> Image.Image:
+    assert component.overlay is not None
+    if overlay_source is None:
+        raise RenderRefused("overlays are not available here")
+    try:
+        layer, _ = decode(overlay_source(component.overlay.public_id), decode_limits)
+    except KeyError:
+        raise RenderRefused(f"overlay {component.overlay.public_id} not found") from None
+    if component.width or component.height:
+        if component.overlay.relative:
+            w = round(base.width * component.width) if component.width else None
+            h = round(base.height * component.height) if component.height else None
+        else:
+            w = int(component.width) if component.width else None
+            h = int(component.height) if component.height else None
+        scale = min(w / layer.width if w else float("inf"), h / layer.height if h else float("inf"))
+        layer = resize(
+            layer, (max(1, round(layer.width * scale)), max(1, round(layer.height * scale)))
+        )
+    layer = layer.convert("RGBA")
+    if component.overlay.opacity < 100:
+        alpha = layer.getchannel("A").point(lambda a: a * component.overlay.opacity // 100)
+        layer.putalpha(alpha)
+    x, y = _position(base.size, layer.size, component.gravity or "center")
+    x += component.x or 0
+    y += component.y or 0
+    out = base.convert("RGBA")
+    out.alpha_composite(layer, (max(0, min(x, out.width - 1)), max(0, min(y, out.height - 1))))
+    return out if base.mode == "RGBA" else out.convert("RGB")
+
+
+def _position(base: tuple[int, int], layer: tuple[int, int], gravity: str) -> tuple[int, int]:
+    bw, bh = base
+    lw, lh = layer
+    x = {"west": 0, "east": bw - lw}.get(gravity.split("_")[-1], (bw - lw) // 2)
+    y = {"north": 0, "south": bh - lh}.get(gravity.split("_")[0], (bh - lh) // 2)
+    return x, y

@@ -1,0 +1,115 @@
+"""``image-assets serve``: the delivery service on uvicorn, configured from the environment.
+
+uvicorn (with uvloop and httptools, already what ``dagster-webserver`` runs on)
+is the server: mature, the ASGI reference, and fast enough that rendering, not
+HTTP, is where the time goes; a request spends milliseconds in the server and
+tens of milliseconds in decode, resize and encode. Worker processes give the
+renders both cores.
+
+Environment:
+- ``IMAGE_ASSETS_PROFILE`` ``local`` (default): masters in ``$IMAGE_ASSETS_DATA_DIR/cdn``;
+  ``aws``: in ``IMAGE_ASSETS_CDN_BUCKET`` (``IMAGE_ASSETS_CDN_PREFIX``);
+- ``IMAGE_ASSETS_DELIVERY_SECRET``: the URL-signing secret (unset: no signatures);
+- ``IMAGE_ASSETS_DELIVERY_SIGNATURE_ALGORITHM``: ``sha1`` (default) or ``sha256``;
+- ``IMAGE_ASSETS_DELIVERY_STRICT``: ``1`` to require signatures on every
+  transformation but named ones (default on in the ``aws`` profile);
+- ``IMAGE_ASSETS_DELIVERY_CACHE_DIR`` / ``_CACHE_BYTES``: an optional disk cache;
+- ``IMAGE_ASSETS_RENDITIONS``: the rendition config whose renditions are the
+  named transformations (``t_thumb_300``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from image_assets.cdn.service import SelfCdn
+from image_assets.delivery.app import DeliverySettings, create_app
+from image_assets.delivery.cache import DiskCache
+from image_assets.delivery.grammar import Component
+from image_assets.imaging.config import RenditionConfig, load_rendition_config
+from image_assets.storage import BlobStore, LocalBlobStore
+
+DEFAULT_PORT = 8090
+
+
+def named_transformations(config: RenditionConfig) -> dict[str, Component]:
+    """Every configured rendition as a named transformation (its box, crop and quality)."""
+    return {
+        spec.name: Component(
+            width=spec.width,
+            height=spec.height,
+            crop=spec.crop,
+            gravity="auto" if spec.gravity == "entropy" else None,
+            quality=str(spec.formats[0].quality),
+        )
+        for spec in config.renditions
+    }
+
+
+def source_store() -> BlobStore:
+    if os.environ.get("IMAGE_ASSETS_PROFILE", "local") == "aws":
+        import boto3
+
+        from image_assets.storage.s3 import S3BlobStore
+
+        return S3BlobStore(
+            boto3.client("s3"),
+            os.environ.get("IMAGE_ASSETS_CDN_BUCKET", "image-assets-cdn"),
+            os.environ.get("IMAGE_ASSETS_CDN_PREFIX", ""),
+        )
+    data = Path(os.environ.get("IMAGE_ASSETS_DATA_DIR") or ".data")
+    return LocalBlobStore(data / "cdn")
+
+
+def settings_from_env(base_url: str) -> DeliverySettings:
+    aws = os.environ.get("IMAGE_ASSETS_PROFILE", "local") == "aws"
+    secret = os.environ.get("IMAGE_ASSETS_DELIVERY_SECRET") or None
+    algorithm = os.environ.get("IMAGE_ASSETS_DELIVERY_SIGNATURE_ALGORITHM", "sha1")
+    if algorithm not in ("sha1", "sha256"):
+        raise ValueError(
+            f"IMAGE_ASSETS_DELIVERY_SIGNATURE_ALGORITHM must be sha1 or sha256, not {algorithm!r}"
+        )
+    strict = os.environ.get("IMAGE_ASSETS_DELIVERY_STRICT", "1" if aws else "0") == "1"
+    if strict and not secret:
+        raise ValueError("IMAGE_ASSETS_DELIVERY_STRICT needs IMAGE_ASSETS_DELIVERY_SECRET")
+    cache_dir = os.environ.get("IMAGE_ASSETS_DELIVERY_CACHE_DIR")
+    cache = (
+        DiskCache(cache_dir, int(os.environ.get("IMAGE_ASSETS_DELIVERY_CACHE_BYTES", 1 << 30)))
+        if cache_dir
+        else None
+    )
+    return DeliverySettings(
+        source=SelfCdn(source_store(), base_url, secret=secret, signature_algorithm=algorithm),  # type: ignore[arg-type]
+        secret=secret,
+        signature_algorithm=algorithm,  # type: ignore[arg-type]
+        strict=strict,
+        named=named_transformations(load_rendition_config()),
+        max_concurrent_renders=int(
+            os.environ.get("IMAGE_ASSETS_DELIVERY_RENDERS", os.cpu_count() or 2)
+        ),
+        cache=cache,
+    )
+
+
+def app_from_env():
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # one line per request
+    base = os.environ.get("IMAGE_ASSETS_DELIVERY_URL", f"http://127.0.0.1:{DEFAULT_PORT}")
+    return create_app(settings_from_env(base))
+
+
+def serve(host: str, port: int, workers: int) -> None:
+    import uvicorn
+
+    os.environ.setdefault("IMAGE_ASSETS_DELIVERY_URL", f"http://{host}:{port}")
+    uvicorn.run(
+        "image_assets.delivery.server:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=False,  # the app logs every request in the common log format
+        log_config=None,
+        server_header=False,
+    )

@@ -1,0 +1,301 @@
+"""The delivery service as a real process: Cloudinary's URL grammar, built by the official
+SDK, served from the platform's own store; signatures, HTTP caching, hostile requests."""
+
+from __future__ import annotations
+
+import http.client
+import io
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from image_assets.cdn.service import SelfCdn
+from image_assets.delivery.cache import DiskCache
+from image_assets.delivery.grammar import (
+    CROPS,
+    Component,
+    GrammarError,
+    Limits,
+    Overlay,
+    parse_component,
+    parse_path,
+)
+from image_assets.demo.images import ImageSpec, render_image
+from image_assets.imaging.config import load_rendition_config
+from image_assets.imaging.geometry import target_size
+from image_assets.storage import LocalBlobStore
+
+SECRET = "delivery-s3cret-xyz"
+MASTER = "kits/estes/est0001"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    """`image-assets serve` on a free port, strict, over a store holding two masters."""
+    data = tmp_path_factory.mktemp("delivery")
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    cdn = SelfCdn(LocalBlobStore(data / "cdn"), base, secret=SECRET)
+    photo = render_image(ImageSpec("delivery", 1600, 1200))
+    cdn.upload(photo, MASTER, format="jpeg", sha256="a" * 64, width=1600, height=1200)
+    logo = render_image(ImageSpec("logo", 200, 100, format="PNG", alpha=True))
+    cdn.upload(logo, "kits/brand/logo", format="png", sha256="b" * 64, width=200, height=100)
+    env = {
+        **os.environ,
+        "IMAGE_ASSETS_PROFILE": "local",
+        "IMAGE_ASSETS_DATA_DIR": str(data),
+        "IMAGE_ASSETS_DELIVERY_SECRET": SECRET,
+        "IMAGE_ASSETS_DELIVERY_STRICT": "1",
+    }
+    log = (data / "serve.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "image_assets.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{base}/healthz").status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        assert process.poll() is None, (data / "serve.log").read_text()
+        assert time.monotonic() < deadline, "the service did not start"
+        time.sleep(0.2)
+    yield {"base": base, "cdn": cdn, "log": data / "serve.log", "photo": photo}
+    process.terminate()
+    process.wait(timeout=20)
+    log.close()
+
+
+def _raw_get(base: str, path: str) -> tuple[int, str]:
+    """GET ``path`` byte for byte (httpx would normalise ``..`` away before sending)."""
+    host, port = base.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        connection.request("GET", path)
+        answer = connection.getresponse()
+        return answer.status, answer.read().decode()
+    finally:
+        connection.close()
+
+
+def _image(response: httpx.Response) -> Image.Image:
+    assert response.status_code == 200, response.text
+    return Image.open(io.BytesIO(response.content))
+
+
+# ------------------------------------------------------------------ the grammar
+
+
+_sizes = st.integers(min_value=1, max_value=4000)
+_components = st.builds(
+    Component,
+    width=st.one_of(st.none(), _sizes),
+    height=st.one_of(st.none(), _sizes),
+    crop=st.one_of(st.none(), st.sampled_from(CROPS)),
+    gravity=st.one_of(st.none(), st.sampled_from(["center", "auto"])),
+    aspect_ratio=st.one_of(st.none(), st.sampled_from([0.5, 1.0, 1.5, 2.0])),
+    dpr=st.one_of(st.none(), st.sampled_from([1.0, 1.5, 2.0, 3.0])),
+    fetch_format=st.one_of(st.none(), st.sampled_from(["auto", "jpg", "png", "webp", "avif"])),
+    quality=st.one_of(st.none(), st.sampled_from(["auto", "auto:eco", "80", "35"])),
+    background=st.one_of(st.none(), st.sampled_from(["ffffff", "00ff00", "00000000"])),
+    blur=st.one_of(st.none(), st.integers(min_value=1, max_value=2000)),
+)
+
+
+@settings(max_examples=300)
+@given(_components)
+def test_a_component_reads_back_as_written(component):
+    if component.blur is not None:
+        component = Component(**{**component.__dict__, "grayscale": False})
+    text = component.text()
+    if not text:
+        with pytest.raises(GrammarError):
+            parse_component(text)
+        return
+    assert parse_component(text) == component
+
+
+@settings(max_examples=300)
+@given(st.text(alphabet=st.characters(codec="ascii"), max_size=200))
+def test_any_path_parses_or_is_refused_with_a_reason(tail):
+    try:
+        request = parse_path("/image/upload/" + tail)
+    except GrammarError as exc:
+        assert str(exc) and "\n" not in str(exc)
+        return
+    assert ".." not in request.public_id and not request.public_id.startswith("/")
+    assert "%" not in request.public_id and "\\" not in request.public_id
+
+
+def test_overlays_named_and_limits_parse():
+    watermark = parse_component("fl_relative,g_south_east,l_kits:brand:logo,o_60,w_0.2,x_10")
+    assert watermark.overlay == Overlay("kits/brand/logo", 60, True) and watermark.width == 0.2
+    assert parse_path("/image/upload/t_thumb_300/v3/kits/a/b.jpg").named_only
+    for bad, reason in [
+        ("w_5000", "out of range"),
+        ("dpr_100", "out of range"),
+        ("zz_1", "unknown parameter"),
+        ("w_0.5", "fraction needs an overlay"),
+        ("w_10,w_20", "given twice"),
+        ("g_north", "compass gravity is for overlays"),
+        ("l_..:etc:passwd", "not a public id"),
+        ("t_thumb,w_10", "stands alone"),
+    ]:
+        with pytest.raises(GrammarError, match=reason):
+            parse_component(bad, Limits())
+    chain = "/".join(["w_10"] * 9)
+    with pytest.raises(GrammarError, match="chained"):
+        parse_path(f"/image/upload/{chain}/v1/kits/a/b.jpg")
+
+
+# ------------------------------------------------------------------ the service
+
+
+def test_every_sdk_url_for_the_configured_renditions_is_served(service):
+    """What the `self` backend writes into the kits CSV: one URL per rendition and format,
+    built by the Cloudinary SDK with the service as host, signed."""
+    cdn, config = service["cdn"], load_rendition_config()
+    for spec in config.renditions:
+        for output in spec.formats:
+            url = cdn.delivery_url(
+                MASTER,
+                width=spec.width,
+                height=spec.height,
+                crop=spec.crop,
+                format=output.format,
+            )
+            assert url.startswith(service["base"] + "/image/upload/s--")
+            response = httpx.get(url)
+            img = _image(response)
+            assert img.size == target_size(spec, 1600, 1200), (url, img.size)
+            assert img.format.lower() == output.format
+            assert response.headers["content-type"] == f"image/{output.format}"
+            assert response.headers["cache-control"] == "public, max-age=31536000, immutable"
+
+
+def test_signed_urls_pass_and_tampered_or_unsigned_ones_do_not(service):
+    cdn, base = service["cdn"], service["base"]
+    url = cdn.delivery_url(MASTER, width=300, height=300, crop="fill", format="webp")
+    assert httpx.get(url).status_code == 200
+    tampered = url.replace("w_300", "w_301")
+    assert httpx.get(tampered).status_code == 403
+    unsigned = f"{base}/image/upload/c_fill,h_300,w_300/v1/{MASTER}.jpg"
+    response = httpx.get(unsigned)
+    assert response.status_code == 403 and response.text == "invalid or missing URL signature\n"
+    # named transformations and the untransformed master need no signature
+    assert _image(httpx.get(f"{base}/image/upload/t_thumb_300/v1/{MASTER}.webp")).size == (300, 300)
+    assert _image(httpx.get(f"{base}/image/upload/v1/{MASTER}.jpg")).size == (1600, 1200)
+
+
+def test_http_caching_head_and_format_negotiation(service):
+    base = service["base"]
+    url = f"{base}/image/upload/t_thumb_300/v1/{MASTER}.jpg"
+    first = httpx.get(url)
+    etag = first.headers["etag"]
+    again = httpx.get(url, headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.content == b"" and again.headers["etag"] == etag
+    head = httpx.head(url)
+    assert head.status_code == 200 and head.content == b"" and head.headers["etag"] == etag
+    unversioned = httpx.get(f"{base}/image/upload/t_thumb_300/{MASTER}.jpg")
+    assert unversioned.headers["cache-control"] == "public, max-age=3600"
+    cdn = service["cdn"]
+    auto = cdn.delivery_url(MASTER, width=200, crop="limit", format="auto")
+    for accept, expected in [
+        ("image/avif,image/webp,*/*", "image/avif"),
+        ("image/webp,*/*", "image/webp"),
+        ("*/*", "image/jpeg"),
+    ]:
+        response = httpx.get(auto, headers={"Accept": accept})
+        assert response.headers["content-type"] == expected
+        assert response.headers["vary"] == "Accept"
+    assert "vary" not in first.headers
+
+
+def test_hostile_requests_get_a_one_line_4xx(service):
+    base = service["base"]
+    for path, status, reason in [
+        ("/image/upload/t_nothing/v1/kits/estes/est0001.jpg", 400, "unknown named"),
+        ("/image/upload/t_thumb_300/v1/kits/estes/missing.jpg", 404, "no image"),
+        ("/image/upload/t_thumb_300/v1/kits/%2e%2e/%2e%2e/etc/passwd", 400, "not a public id"),
+        ("/image/upload/t_thumb_300/v1/kits/..%2f..%2fsecret.jpg", 400, "not a public id"),
+        ("/image/upload/t_thumb_300/v1/../../etc/passwd", 400, "not a public id"),
+        ("/image/upload/w_100000/v1/kits/estes/est0001.jpg", 400, "out of range"),
+        ("/image/upload/dpr_100/v1/kits/estes/est0001.jpg", 400, "out of range"),
+        ("/image/upload/" + "/".join(["t_thumb_300"] * 12) + "/v1/kits/a.jpg", 400, "chained"),
+        ("/image/upload/zz_1/v1/kits/estes/est0001.jpg", 400, "unknown parameter"),
+        ("/image/upload/" + "a" * 2000, 400, "longer than"),
+    ]:
+        code, text = _raw_get(base, path)
+        assert code == status, (path, code, text)
+        assert reason in text and text.count("\n") == 1, text
+
+
+def test_overlay_watermark(service):
+    cdn = service["cdn"]
+    import cloudinary.utils
+
+    url, _ = cloudinary.utils.cloudinary_url(
+        MASTER,
+        format="jpg",
+        transformation=[
+            {"width": 800, "crop": "scale"},
+            {
+                "overlay": "kits:brand:logo",
+                "width": 0.25,
+                "flags": "relative",
+                "gravity": "south_east",
+                "opacity": 60,
+            },
+        ],
+        **cdn._url_options(),
+    )
+    marked = _image(httpx.get(url)).convert("RGB")
+    plain_url, _ = cloudinary.utils.cloudinary_url(
+        MASTER, format="jpg", width=800, crop="scale", **cdn._url_options()
+    )
+    plain = _image(httpx.get(plain_url)).convert("RGB")
+    assert marked.size == plain.size == (800, 600)
+
+    # the logo (a quarter of the width) sits in the bottom-right corner, nowhere else
+    def differs(box):
+        a, b = marked.crop(box).tobytes(), plain.crop(box).tobytes()
+        return sum(abs(x - y) for x, y in zip(a, b, strict=True)) / len(a)
+
+    corner, elsewhere = differs((600, 500, 800, 600)), differs((0, 0, 200, 100))
+    assert corner > 1 and elsewhere < 0.1, (corner, elsewhere)
+
+
+def test_request_logs_are_common_log_format_without_the_secret(service):
+    httpx.get(service["base"] + "/image/upload/t_thumb_300/v1/kits/estes/est0001.jpg")
+    time.sleep(0.2)
+    lines = service["log"].read_text().splitlines()
+    logged = [line for line in lines if '"GET /image/upload/t_thumb_300/' in line]
+    assert logged and all(line.startswith("127.0.0.1 - - [") for line in logged)
+    assert logged[-1].split('" ')[1].split()[0] == "200"
+    assert SECRET not in service["log"].read_text()
+
+
+def test_the_disk_cache_stays_within_its_bound(tmp_path):
+    cache = DiskCache(tmp_path, max_bytes=10_000)
+    for i in range(40):
+        cache.put(f'"{i}"', bytes(1000))
+    assert cache.size() <= 10_000 and cache.get('"39"') == bytes(1000)
+    assert cache.get('"0"') is None
