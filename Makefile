@@ -16,6 +16,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export IMAGE_ASSETS_DATA_DIR ?= $(CURDIR)/.data
 DEMO_PORT ?= 8765
 UI_PORT ?= 3000
+DELIVERY_PORT ?= 8090
 
 .PHONY: install tools demo test ui lint typecheck check format lock deploy-config clean
 
@@ -41,10 +42,10 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 
 demo: install $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/image-assets demo --port $(DEMO_PORT)
+	$(BIN)/image-assets demo --port $(DEMO_PORT) --delivery-port $(DELIVERY_PORT)
 
 ui: install $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/image-assets ui --port $(DEMO_PORT) --ui-port $(UI_PORT)
+	$(BIN)/image-assets ui --port $(DEMO_PORT) --ui-port $(UI_PORT) --delivery-port $(DELIVERY_PORT)
 
 test: install tools
 	$(BIN)/python -m pytest

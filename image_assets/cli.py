@@ -64,10 +64,30 @@ def _table(rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+class _NoDelivery:
+    base_url = "(not started)"
+
+    def stop(self) -> None:
+        pass
+
+
+def _start_delivery(port: int):
+    """The image service in this process; a setting it cannot start with (strict without
+    a secret) is one warning line, not the end of the demo or the UI."""
+    from image_assets.delivery.server import BackgroundDelivery
+
+    try:
+        return BackgroundDelivery("127.0.0.1", port).start()
+    except ValueError as exc:
+        print(f"warning: image service not started: {exc}", file=sys.stderr, flush=True)
+        return _NoDelivery()
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     home = ensure_dagster_home()
     os.environ.setdefault("IMAGE_ASSETS_DATA_DIR", str(Path(".data").resolve()))
     server = _start_demo_server(args.port)
+    delivery = _start_delivery(args.delivery_port)
     from dagster import DagsterInstance
 
     from image_assets.definitions import defs
@@ -90,7 +110,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     ]
     failed = []
     started = time.monotonic()
-    print(f"Demo sites on {server.base_url}; Dagster instance in {home}", flush=True)
+    print(
+        f"Demo sites on {server.base_url}; images served on {delivery.base_url}; "
+        f"Dagster instance in {home}",
+        flush=True,
+    )
     with DagsterInstance.get() as instance:
         job = defs.resolve_job_def("vendor_catalog_job")
         for number, key in enumerate(keys, start=1):
@@ -124,6 +148,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             instance=instance, raise_on_error=False, run_config=run_config
         )
     server.stop()
+    delivery.stop()
     cmeta = _materializations(catalog).get("clean_kits", {})
     print("\n" + _table(summary))
     print(
@@ -276,7 +301,11 @@ def cmd_ui(args: argparse.Namespace) -> int:
     ensure_dagster_home()
     os.environ.setdefault("IMAGE_ASSETS_DATA_DIR", str(Path(".data").resolve()))
     server = _start_demo_server(args.port)
-    print(f"Demo sites on {server.base_url}; starting dagster dev ...", flush=True)
+    delivery = _start_delivery(args.delivery_port)
+    print(
+        f"Demo sites on {server.base_url}; images on {delivery.base_url}; starting dagster dev ...",
+        flush=True,
+    )
     dagster = shutil.which("dagster") or str(Path(sys.executable).with_name("dagster"))
     command = [dagster, "dev", "-h", args.host, "-p", str(args.ui_port)]
     command += (
@@ -290,6 +319,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
         return 0
     finally:
         server.stop()
+        delivery.stop()
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -305,6 +335,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run the whole graph on the sample sites")
     demo.add_argument("--port", type=int, default=DEFAULT_DEMO_PORT, help="demo sites port")
     demo.add_argument("--vendor", action="append", help="only this manufacturer (repeatable)")
+    demo.add_argument(
+        "--delivery-port", type=int, default=8090, help="port of the image service (CSV links)"
+    )
     demo.set_defaults(func=cmd_demo)
     scrape = sub.add_parser(
         "scrape", help="try a registry entry: print one vendor's products as JSON lines"
@@ -340,6 +373,9 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--port", type=int, default=DEFAULT_DEMO_PORT, help="demo sites port")
     ui.add_argument("--host", default="127.0.0.1", help="UI host")
     ui.add_argument("--ui-port", type=int, default=3000, help="UI port")
+    ui.add_argument(
+        "--delivery-port", type=int, default=8090, help="port of the image service (CSV links)"
+    )
     ui.set_defaults(func=cmd_ui)
     return parser
 

@@ -3,12 +3,18 @@ then the README's query of the catalog, as written."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import duckdb
+import httpx
+
+from image_assets.catalog.kits_csv import parse_csv
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -19,12 +25,13 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _demo(tmp_path: Path, port: int) -> subprocess.CompletedProcess[str]:
+def _demo(tmp_path: Path, port: int, delivery: int) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "DAGSTER_HOME": str(tmp_path / "home"),
         "IMAGE_ASSETS_DATA_DIR": str(tmp_path / "work" / ".data"),
         "DEMO_PORT": str(port),
+        "DELIVERY_PORT": str(delivery),
     }
     env.pop("IMAGE_ASSETS_DEMO_URL", None)
     return subprocess.run(
@@ -50,8 +57,8 @@ def _summary(stdout: str) -> dict[str, list[str]]:
 
 
 def test_make_demo_twice_second_run_is_free(tmp_path):
-    port = _free_port()  # the same sites URL both times, as with `make demo`
-    first = _demo(tmp_path, port)
+    port, delivery = _free_port(), _free_port()  # the same URLs both times, as with `make demo`
+    first = _demo(tmp_path, port, delivery)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     rows = _summary(first.stdout)
     assert set(rows) == {"estes", "loc", "rocketarium"}
@@ -60,7 +67,7 @@ def test_make_demo_twice_second_run_is_free(tmp_path):
     assert (tmp_path / "home" / "dagster.yaml").is_file()  # the project's instance config
     assert (tmp_path / "home" / "history").is_dir()  # runs recorded in the real instance
 
-    second = _demo(tmp_path, port)
+    second = _demo(tmp_path, port, delivery)
     assert second.returncode == 0, second.stderr[-3000:]
     for name, cells in _summary(second.stdout).items():
         assert cells[5] == "0", f"{name} downloaded again: {cells}"
@@ -77,3 +84,36 @@ def test_make_demo_twice_second_run_is_free(tmp_path):
     assert shown.returncode == 0, shown.stderr
     assert "clean_kits" not in shown.stderr and "imageSrc" in shown.stdout
     assert all(vendor in shown.stdout for vendor in ("estes", "loc", "rocketarium"))
+
+    # every link of the CSVs opens an image once the service runs (as `make ui` starts it)
+    env = {**os.environ, "IMAGE_ASSETS_DATA_DIR": str(tmp_path / "work" / ".data")}
+    service = subprocess.Popen(
+        [sys.executable, "-m", "image_assets.cli", "serve", "--port", str(delivery)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        base = f"http://127.0.0.1:{delivery}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(base + "/healthz")
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "the image service did not start"
+                time.sleep(0.2)
+        links = []
+        for csv in (tmp_path / "work" / ".data" / "raw" / "kits").glob("*_kits.csv"):
+            for row in parse_csv(csv.read_bytes()):
+                for image in json.loads(row["images"]):
+                    links += [image["secure_url"], *image["renditions"].values()]
+        assert links and all(link.startswith(base + "/image/upload/") for link in links)
+        for link in links:
+            answer = httpx.get(link, headers={"Accept": "image/webp"})
+            assert answer.status_code == 200 and answer.headers["content-type"].startswith(
+                "image/"
+            ), link
+    finally:
+        service.terminate()
+        service.wait(timeout=20)

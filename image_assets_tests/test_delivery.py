@@ -8,8 +8,8 @@ import io
 import os
 import socket
 import subprocess
-import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -33,6 +33,7 @@ from image_assets.imaging.config import load_rendition_config
 from image_assets.imaging.geometry import target_size
 from image_assets.storage import LocalBlobStore
 
+REPO = Path(__file__).resolve().parents[1]
 SECRET = "delivery-s3cret-xyz"
 MASTER = "kits/estes/est0001"
 
@@ -62,8 +63,13 @@ def service(tmp_path_factory):
         "IMAGE_ASSETS_DELIVERY_STRICT": "1",
     }
     log = (data / "serve.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "image_assets.cli", "serve", "--port", str(port)],
+    readme = (REPO / "README.md").read_text()
+    (command,) = [
+        line for line in readme.splitlines() if line.startswith(".venv/bin/image-assets serve")
+    ]
+    process = subprocess.Popen(  # the README's command, on a free port
+        command.replace("--port 8090", f"--port {port}").split(),
+        cwd=REPO,
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -299,3 +305,20 @@ def test_the_disk_cache_stays_within_its_bound(tmp_path):
         cache.put(f'"{i}"', bytes(1000))
     assert cache.size() <= 10_000 and cache.get('"39"') == bytes(1000)
     assert cache.get('"0"') is None
+
+
+def test_settings_read_a_mounted_secret_and_refuse_strict_without_one(tmp_path, monkeypatch):
+    from image_assets.delivery.server import settings_from_env
+
+    (tmp_path / "secret").write_text("from-a-file\n")
+    monkeypatch.setenv("IMAGE_ASSETS_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("IMAGE_ASSETS_DELIVERY_SECRET", raising=False)
+    monkeypatch.setenv("IMAGE_ASSETS_DELIVERY_SECRET_FILE", str(tmp_path / "secret"))
+    monkeypatch.setenv("IMAGE_ASSETS_DELIVERY_STRICT", "1")
+    settings = settings_from_env("http://127.0.0.1:1")
+    assert settings.secret == "from-a-file" and settings.strict
+    assert "from-a-file" not in repr(settings) and "from-a-file" not in repr(settings.source)
+    assert "thumb_300" in settings.named  # the renditions are named transformations
+    monkeypatch.delenv("IMAGE_ASSETS_DELIVERY_SECRET_FILE")
+    with pytest.raises(ValueError, match="needs IMAGE_ASSETS_DELIVERY_SECRET"):
+        settings_from_env("http://127.0.0.1:1")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -437,9 +438,14 @@ def test_the_dockerfile_and_pod_specs_pass_checkov(tmp_path):
     values = yaml.safe_load((DEPLOY / "helm" / "values.yaml").read_text())
     shutil.copy(DEPLOY / "Dockerfile", tmp_path / "Dockerfile")
     (tmp_path / "pods.yaml").write_text(yaml.safe_dump_all(pod_specs(values)))
+    shutil.copy(DEPLOY / "k8s" / "image-service.yaml", tmp_path / "image-service.yaml")
+    shutil.copy(DEPLOY / "cloudfront" / "image-service.yaml", tmp_path / "cloudfront.yaml")
     result = _checkov(tmp_path)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    assert "Failed checks: 0" in result.stdout and "kubernetes scan results" in result.stdout
+    for framework in ("dockerfile", "kubernetes", "cloudformation"):
+        assert f"{framework} scan results" in result.stdout
+    failed = [int(n) for n in re.findall(r"Failed checks: (\d+)", result.stdout)]
+    assert len(failed) == 3 and set(failed) == {0}, result.stdout[-3000:]
 
     # the check bites: a run worker that may escalate, an image without a user
     values["runLauncher"]["config"]["k8sRunLauncher"]["runK8sConfig"]["containerConfig"].pop(
@@ -451,6 +457,51 @@ def test_the_dockerfile_and_pod_specs_pass_checkov(tmp_path):
     refused = _checkov(tmp_path)
     assert refused.returncode == 1
     assert "CKV_K8S_20" in refused.stdout and "CKV_DOCKER_3" in refused.stdout
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """YAML with CloudFormation's short-form tags (!Ref, !If, ...) read as plain values."""
+
+
+_CfnLoader.add_multi_constructor(
+    "!",
+    lambda loader, suffix, node: (
+        loader.construct_sequence(node)
+        if isinstance(node, yaml.SequenceNode)
+        else loader.construct_mapping(node)
+        if isinstance(node, yaml.MappingNode)
+        else loader.construct_scalar(node)
+    ),
+)
+
+
+def test_cloudfront_caches_on_the_path_and_accept_only():
+    """The CDN in front forwards what the answer depends on, nothing else: the path
+    (transformation and public id) and Accept (f_auto); no cookies, no query strings."""
+    template = yaml.load((DEPLOY / "cloudfront" / "image-service.yaml").read_text(), _CfnLoader)
+    resources = template["Resources"]
+    policy = resources["ImageCachePolicy"]["Properties"]["CachePolicyConfig"]
+    key = policy["ParametersInCacheKeyAndForwardedToOrigin"]
+    assert key["HeadersConfig"] == {"HeaderBehavior": "whitelist", "Headers": ["Accept"]}
+    assert key["CookiesConfig"] == {"CookieBehavior": "none"}
+    assert key["QueryStringsConfig"] == {"QueryStringBehavior": "none"}
+    assert policy["MaxTTL"] == 31536000  # versioned URLs are immutable for a year
+    behavior = resources["Distribution"]["Properties"]["DistributionConfig"]["DefaultCacheBehavior"]
+    assert behavior["AllowedMethods"] == ["GET", "HEAD"]
+    assert behavior["ViewerProtocolPolicy"] == "redirect-to-https"
+
+
+def test_the_image_service_runs_beside_dagster_everywhere():
+    compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
+    images = compose["services"]["images"]
+    assert images["command"][:2] == ["image-assets", "serve"] and images["ports"] == ["8090:8090"]
+    assert images["volumes"] == ["data:/opt/dagster/data:ro"]
+    manifest = list(yaml.safe_load_all((DEPLOY / "k8s" / "image-service.yaml").read_text()))
+    (deployment,) = [m for m in manifest if m["kind"] == "Deployment"]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["args"][:2] == ["image-assets", "serve"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["IMAGE_ASSETS_DELIVERY_STRICT"] == "1" and "IMAGE_ASSETS_DELIVERY_SECRET" not in env
 
 
 SHARED_HELM_SCHEMA = REPO.parent / "shared" / "reference" / "dagster-helm-values.schema.json"

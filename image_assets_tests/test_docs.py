@@ -44,6 +44,7 @@ RUN_BY = {
     "vendors:": "test_docs.py::test_the_registry_example_scrapes_a_local_site",
     "export IMAGE_ASSETS_PROFILE=aws": "test_docs.py::test_the_aws_example_starts_the_ui_on_moto",
     ".venv/bin/image-assets render": "test_docs.py::test_the_render_command_as_written",
+    ".venv/bin/image-assets serve": "test_delivery.py::test_every_sdk_url_for_the_configured_renditions_is_served",
     "$ .venv/bin/python benchmarks/upload_burst.py": "test_docs.py::test_the_benchmark_command_runs",
     "make lint": "test_docs.py::test_the_developer_commands (make lint, make typecheck: .ci/run)",
     "docker compose": (
@@ -353,7 +354,10 @@ def _group_alive(pgid: int) -> bool:
 def _stop_group(process: subprocess.Popen, grace: float = 30) -> bool:
     """SIGTERM the process group (what Ctrl-C in a terminal reaches); True when every
     process of it ended within ``grace`` seconds, else SIGKILL and False."""
-    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return True  # it had ended already, all of it
     deadline = time.monotonic() + grace
     process.wait(timeout=grace)
     while _group_alive(process.pid) and time.monotonic() < deadline:

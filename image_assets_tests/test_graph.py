@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
+import io
 import json
+import socket
 from pathlib import Path
 
 import duckdb
+import httpx
 import pytest
 from dagster import AssetKey, DagsterInstance, materialize
+from PIL import Image
 
 from image_assets.catalog.kits_csv import CONTRACT_COLUMNS, parse_csv
 from image_assets.defs.catalog.assets import clean_kits
 from image_assets.defs.profiles import build_resources
 from image_assets.defs.vendors.assets import assets as vendor_assets
+from image_assets.delivery.server import BackgroundDelivery
 
 VENDORS = ["estes", "loc", "rocketarium"]
 ALL_ASSETS = [*vendor_assets, clean_kits]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def _metadata(result, asset: str) -> dict:
@@ -47,7 +58,12 @@ def graph_run(demo_server, tmp_path_factory):
     """Materialize every partition, then clean_kits; keep the instance and data for the tests."""
     data_dir = tmp_path_factory.mktemp("data")
     home = tmp_path_factory.mktemp("dagster_home")
-    with DagsterInstance.local_temp(str(home)) as instance:
+    with (
+        pytest.MonkeyPatch.context() as env,
+        DagsterInstance.local_temp(str(home)) as instance,
+    ):
+        env.setenv("IMAGE_ASSETS_DATA_DIR", str(data_dir))
+        delivery = BackgroundDelivery("127.0.0.1", _free_port()).start()  # the CSV's links
         first = {v: _run_vendor(instance, data_dir, v) for v in VENDORS}
         catalog = _run_catalog(instance, data_dir)
         yield {
@@ -56,7 +72,9 @@ def graph_run(demo_server, tmp_path_factory):
             "first": first,
             "catalog": catalog,
             "server": demo_server,
+            "delivery": delivery,
         }
+        delivery.stop()
 
 
 def test_every_partition_succeeds_with_failures_recorded(graph_run):
@@ -88,10 +106,16 @@ def test_kits_csvs_follow_the_contract(graph_run):
         for row in with_image:
             images = json.loads(row["images"])
             assert images[0]["public_id"] == row["image"] == f"kits/{vendor}/{row['product_id']}"
-            for image in images:
-                cdn_file = Path(image["secure_url"].removeprefix("file://"))
-                assert cdn_file.is_file() and cdn_file.stat().st_size == image["bytes"]
-                assert image["storage"] == "local" and len(image["sha256"]) == 64
+            for image in images:  # every link opens an image, served by the delivery service
+                assert image["storage"] == "self" and len(image["sha256"]) == 64
+                assert image["secure_url"].startswith(graph_run["delivery"].base_url + "/image/")
+                master = httpx.get(image["secure_url"])
+                assert master.status_code == 200 and len(master.content) == image["bytes"]
+                for label, url in image["renditions"].items():
+                    answer = httpx.get(url, headers={"Accept": "image/webp"})
+                    assert answer.status_code == 200, (label, url, answer.text)
+                    with Image.open(io.BytesIO(answer.content)) as shown:
+                        assert shown.format.lower() == label.rsplit(".", 1)[1], label
 
 
 def test_exif_rotated_image_is_published_upright(graph_run):

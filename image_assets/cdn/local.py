@@ -68,11 +68,17 @@ class StoredCdn:
         return asset
 
     def lookup(self, public_id: str, format: str | None = None) -> CdnAsset | None:
+        """The held asset, its URLs made now (a changed base URL needs no re-upload)."""
         try:
             asset = CdnAsset.model_validate(json.loads(self.store.get(self._meta_key(public_id))))
         except (BlobNotFound, ValueError):
             return None
-        return asset if self.store.exists(cdn_object_key(public_id, asset.format)) else None
+        if not self.store.exists(cdn_object_key(public_id, asset.format)):
+            return None
+        url = self.asset_url(public_id, asset.format, asset.version)
+        return asset.model_copy(
+            update={"storage": self.storage, "url": url, "secure_url": url, "s3_url": None}
+        )
 
     def read(self, public_id: str) -> tuple[CdnAsset, bytes]:
         """The held asset and its bytes; ``KeyError`` when nothing is held."""

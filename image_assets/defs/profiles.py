@@ -72,15 +72,17 @@ def _common(root: Path, storage: StorageResource) -> dict[str, object]:
 
 
 def local_resources(root: Path, data_root: str) -> dict[str, object]:
-    """Folders under one data root; the local CDN unless ``CLOUDINARY_URL`` is set."""
+    """Folders under one data root; the delivery service (`self`) as CDN unless
+    ``CLOUDINARY_URL`` is set (then Cloudinary, with `self` as fallback)."""
     s3, secrets = _aws_clients()
     storage = StorageResource(kind="local", data_dir=data_root, s3=s3)
     cloudinary = bool(os.environ.get("CLOUDINARY_URL"))
     cdn = CdnResource(
-        backend="cloudinary" if cloudinary else "local",
-        fallback="local" if cloudinary else "none",
+        backend="cloudinary" if cloudinary else "self",
+        fallback="self" if cloudinary else "none",
         local_root=str(root / "cdn"),
-        local_base_url=env_or("IMAGE_ASSETS_CDN_BASE_URL", ""),
+        self_base_url=env_or("IMAGE_ASSETS_DELIVERY_URL", "http://127.0.0.1:8090"),
+        self_secret=env_or("IMAGE_ASSETS_DELIVERY_SECRET", ""),
         cloudinary_url=env_or("CLOUDINARY_URL", ""),
         cloudinary_upload_prefix=env_or("CLOUDINARY_UPLOAD_PREFIX", ""),
         s3=s3,

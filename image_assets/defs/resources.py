@@ -24,6 +24,7 @@ from image_assets.cdn.credentials import (
 )
 from image_assets.cdn.local import LocalCdn
 from image_assets.cdn.s3 import S3Cdn
+from image_assets.cdn.service import SelfCdn
 from image_assets.defs.settings import rendition_config
 from image_assets.imaging.config import RenditionConfig
 from image_assets.scraping.crawl import http_settings_for
@@ -77,10 +78,16 @@ class StorageResource(ConfigurableResource):
 class CdnResource(ConfigurableResource):
     """The CDN backends images are published through: a primary and an optional fallback."""
 
-    backend: Literal["local", "cloudinary", "s3"] = "local"
-    fallback: Literal["none", "local", "s3"] = "none"
+    backend: Literal["local", "cloudinary", "s3", "self"] = "local"
+    fallback: Literal["none", "local", "s3", "self"] = "none"
     local_root: str = Field(default=".data/cdn", description="Folder the local CDN serves from.")
     local_base_url: str = Field(default="", description="Public base URL of the local CDN folder.")
+    self_base_url: str = Field(
+        default="http://127.0.0.1:8090",
+        description="Base URL of image-assets serve (a CloudFront domain in production).",
+    )
+    self_secret: str = Field(default="", description="URL-signing secret of the service.")
+    self_signature_algorithm: Literal["sha1", "sha256"] = "sha1"
     cloudinary_url: str = Field(
         default="", description="cloudinary://KEY:SECRET@CLOUD (local use)."
     )
@@ -101,6 +108,18 @@ class CdnResource(ConfigurableResource):
     def _make(self, kind: str) -> CdnBackend:
         if kind == "local":
             return LocalCdn(self.local_root, self.local_base_url or None)
+        if kind == "self":  # masters in the CDN bucket (aws) or the local CDN folder
+            store: BlobStore = (
+                S3BlobStore(self.s3.get_client(), self.s3_bucket, self.s3_prefix)
+                if self.s3_bucket
+                else LocalBlobStore(self.local_root)
+            )
+            return SelfCdn(
+                store,
+                self.self_base_url,
+                secret=self.self_secret or None,
+                signature_algorithm=self.self_signature_algorithm,
+            )
         if kind == "s3":
             return S3Cdn(
                 self.s3.get_client(),

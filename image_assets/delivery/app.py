@@ -121,6 +121,8 @@ def create_app(settings: DeliverySettings) -> ASGIApp:
         if etag in _etags(request.headers.get("if-none-match", "")):
             return Response(status_code=304, headers=headers)
         body = settings.cache.get(etag) if settings.cache else None
+        if body is None and not chain and fmt == asset.format:
+            body = data  # the master itself: its stored bytes, not a re-encode
         if body is None:
             try:
                 async with renders:

@@ -9,7 +9,8 @@ renders both cores.
 Environment:
 - ``IMAGE_ASSETS_PROFILE`` ``local`` (default): masters in ``$IMAGE_ASSETS_DATA_DIR/cdn``;
   ``aws``: in ``IMAGE_ASSETS_CDN_BUCKET`` (``IMAGE_ASSETS_CDN_PREFIX``);
-- ``IMAGE_ASSETS_DELIVERY_SECRET``: the URL-signing secret (unset: no signatures);
+- ``IMAGE_ASSETS_DELIVERY_SECRET``: the URL-signing secret (unset: no signatures), or
+  ``IMAGE_ASSETS_DELIVERY_SECRET_FILE``: a file holding it (a mounted secret);
 - ``IMAGE_ASSETS_DELIVERY_SIGNATURE_ALGORITHM``: ``sha1`` (default) or ``sha256``;
 - ``IMAGE_ASSETS_DELIVERY_STRICT``: ``1`` to require signatures on every
   transformation but named ones (default on in the ``aws`` profile);
@@ -22,10 +23,16 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
+import sys
+import threading
+import time
 from pathlib import Path
 
+from starlette.types import ASGIApp
+
 from image_assets.cdn.service import SelfCdn
-from image_assets.delivery.app import DeliverySettings, create_app
+from image_assets.delivery.app import DeliverySettings, access_log, create_app
 from image_assets.delivery.cache import DiskCache
 from image_assets.delivery.grammar import Component
 from image_assets.imaging.config import RenditionConfig, load_rendition_config
@@ -66,6 +73,9 @@ def source_store() -> BlobStore:
 def settings_from_env(base_url: str) -> DeliverySettings:
     aws = os.environ.get("IMAGE_ASSETS_PROFILE", "local") == "aws"
     secret = os.environ.get("IMAGE_ASSETS_DELIVERY_SECRET") or None
+    secret_file = os.environ.get("IMAGE_ASSETS_DELIVERY_SECRET_FILE")
+    if secret_file:  # a mounted secret (Kubernetes, Docker secrets) rather than the env
+        secret = Path(secret_file).read_text(encoding="utf-8").strip() or None
     algorithm = os.environ.get("IMAGE_ASSETS_DELIVERY_SIGNATURE_ALGORITHM", "sha1")
     if algorithm not in ("sha1", "sha256"):
         raise ValueError(
@@ -93,10 +103,66 @@ def settings_from_env(base_url: str) -> DeliverySettings:
     )
 
 
-def app_from_env():
-    logging.basicConfig(level=logging.INFO, format="%(message)s")  # one line per request
+def app_from_env() -> ASGIApp:
+    """The app for uvicorn's factory mode (each worker process builds its own)."""
+    if not access_log.handlers:  # one line per request on stdout, whatever else logs
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        access_log.addHandler(handler)
+        access_log.setLevel(logging.INFO)
+        access_log.propagate = False
     base = os.environ.get("IMAGE_ASSETS_DELIVERY_URL", f"http://127.0.0.1:{DEFAULT_PORT}")
     return create_app(settings_from_env(base))
+
+
+class BackgroundDelivery:
+    """The service in a thread of this process (``make demo`` and ``make ui``): the port
+    is bound before it returns, so a busy port is a clear error, not a silent miss."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = DEFAULT_PORT):
+        import uvicorn
+
+        self.host, self.port = host, port
+        self.base_url = f"http://{host}:{port}"
+        os.environ["IMAGE_ASSETS_DELIVERY_URL"] = self.base_url
+        config = uvicorn.Config(
+            app_from_env(),
+            host=host,
+            port=port,
+            access_log=False,
+            log_config=None,
+            lifespan="off",
+            server_header=False,
+        )
+        self.server = uvicorn.Server(config)
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> BackgroundDelivery:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((self.host, self.port))
+        except OSError as exc:
+            sock.close()
+            raise SystemExit(
+                f"error: cannot serve images on {self.host}:{self.port} ({exc.strerror}); "
+                "pick another port with DELIVERY_PORT=... (make) or --delivery-port"
+            ) from None
+        self._thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [sock]}, daemon=True, name="delivery"
+        )
+        self._thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started and self._thread.is_alive():
+            if time.monotonic() > deadline:
+                raise SystemExit("error: the image service did not start")
+            time.sleep(0.05)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
 
 
 def serve(host: str, port: int, workers: int) -> None:
