@@ -3,11 +3,13 @@ SDK, served from the platform's own store; signatures, HTTP caching, hostile req
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import io
 import os
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -35,6 +37,7 @@ from image_assets.storage import LocalBlobStore
 
 REPO = Path(__file__).resolve().parents[1]
 SECRET = "delivery-s3cret-xyz"
+UPLOAD_TOKEN = "upload-token-for-tests"
 MASTER = "kits/estes/est0001"
 
 
@@ -61,6 +64,7 @@ def service(tmp_path_factory):
         "IMAGE_ASSETS_DATA_DIR": str(data),
         "IMAGE_ASSETS_DELIVERY_SECRET": SECRET,
         "IMAGE_ASSETS_DELIVERY_STRICT": "1",
+        "IMAGE_ASSETS_UPLOAD_TOKEN": UPLOAD_TOKEN,
     }
     log = (data / "serve.log").open("w")
     readme = (REPO / "README.md").read_text()
@@ -84,7 +88,7 @@ def service(tmp_path_factory):
         assert process.poll() is None, (data / "serve.log").read_text()
         assert time.monotonic() < deadline, "the service did not start"
         time.sleep(0.2)
-    yield {"base": base, "cdn": cdn, "log": data / "serve.log", "photo": photo}
+    yield {"base": base, "cdn": cdn, "log": data / "serve.log", "photo": photo, "data": data}
     process.terminate()
     process.wait(timeout=20)
     log.close()
@@ -322,3 +326,163 @@ def test_settings_read_a_mounted_secret_and_refuse_strict_without_one(tmp_path, 
     monkeypatch.delenv("IMAGE_ASSETS_DELIVERY_SECRET_FILE")
     with pytest.raises(ValueError, match="needs IMAGE_ASSETS_DELIVERY_SECRET"):
         settings_from_env("http://127.0.0.1:1")
+
+
+# ------------------------------------------------------------------ direct uploads
+
+
+def _grant(base: str, **asked) -> httpx.Response:
+    body = {"filename": "My Kit Photo.JPG", "content_type": "image/jpeg", "size": 1000} | asked
+    return httpx.post(
+        f"{base}/uploads", json=body, headers={"Authorization": f"Bearer {UPLOAD_TOKEN}"}
+    )
+
+
+def test_a_direct_upload_lands_in_incoming_whole_and_only_there(service):
+    from image_assets.uploads.intake import LocalIncoming
+
+    base, incoming = service["base"], service["data"] / "incoming"
+    assert httpx.post(f"{base}/uploads", json={}).status_code == 401
+    wrong = httpx.post(f"{base}/uploads", json={}, headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401
+    photo = service["photo"]
+    answer = _grant(base, size=len(photo))
+    assert answer.status_code == 201, answer.text
+    grant = answer.json()
+    assert grant["method"] == "PUT" and grant["name"].startswith("my-kit-photo-")
+    assert grant["name"].endswith(".jpg") and grant["max_bytes"] == 50 * 1024 * 1024
+    put = httpx.put(grant["url"], content=photo, headers=grant["headers"])
+    assert put.status_code == 201 and put.json() == {"name": grant["name"], "bytes": len(photo)}
+    assert (incoming / grant["name"]).read_bytes() == photo
+    assert [p.name for p in incoming.iterdir()] == [grant["name"]]  # no partial left behind
+    arrivals = [a.name for a in LocalIncoming(incoming, service["data"] / "claimed").scan()]
+    assert arrivals == [grant["name"]]  # what the upload sensor will claim
+    again = httpx.put(grant["url"], content=photo, headers=grant["headers"])
+    assert again.status_code == 409  # a grant names one file: nothing is replaced
+
+
+def test_direct_upload_refusals_are_clear_and_leave_nothing(service):
+    from image_assets.delivery.direct_upload import put_grant
+
+    base, incoming = service["base"], service["data"] / "incoming"
+    before = sorted(p.name for p in incoming.iterdir()) if incoming.exists() else []
+    assert _grant(base, content_type="text/html").status_code == 400
+    too_big = _grant(base, size=60 * 1024 * 1024)
+    assert too_big.status_code == 413 and "limit" in too_big.text
+    assert _grant(base, size="many").status_code == 400
+    grant = _grant(base).json()
+    # a different Content-Type than granted
+    wrong_type = httpx.put(grant["url"], content=b"x" * 10, headers={"Content-Type": "image/png"})
+    assert wrong_type.status_code == 400 and "image/jpeg" in wrong_type.text
+    # a tampered limit
+    tampered = grant["url"].replace(f"max={grant['max_bytes']}", "max=999999999")
+    answer = httpx.put(tampered, content=b"x", headers=grant["headers"])
+    assert answer.status_code == 403 and "signature" in answer.text
+    # expired: a grant minted an hour ago with the service's key
+    key = hashlib.sha256(b"direct-uploads\n" + SECRET.encode()).digest()
+    old = put_grant(
+        key, base, "old-0123456789abcdef.jpg", "image/jpeg", 100, now=time.time() - 3600
+    )
+    expired = httpx.put(old.url, content=b"x", headers=old.headers)
+    assert expired.status_code == 403 and "expired at" in expired.text
+    # over the granted size: declared, or streamed without a length
+    small = put_grant(key, base, "small-0123456789abcdef.jpg", "image/jpeg", 100)
+    declared = httpx.put(small.url, content=b"x" * 101, headers=small.headers)
+    assert declared.status_code == 413
+
+    def chunks():
+        for _ in range(10):
+            yield b"x" * 50
+
+    streamed = httpx.put(small.url, content=chunks(), headers=small.headers)
+    assert streamed.status_code == 413
+    assert sorted(p.name for p in incoming.iterdir()) == before  # nothing written, no partials
+
+
+def test_aws_direct_uploads_are_presigned_posts_s3_holds_to_their_policy(aws_env, tmp_path):
+    """On the aws profile the grant is an S3 presigned POST; a strict checker of S3's POST
+    policy rules stands where S3 would (moto accepts any post) and stores what passes."""
+    import boto3
+    from botocore.config import Config
+
+    from image_assets_tests.fake_s3_post import S3PostChecker
+
+    s3 = boto3.client("s3")
+    for bucket in ("cdn-direct", "uploads-direct"):
+        s3.create_bucket(Bucket=bucket)
+    port = _free_port()
+    env = {
+        **os.environ,
+        "IMAGE_ASSETS_PROFILE": "aws",
+        "IMAGE_ASSETS_CDN_BUCKET": "cdn-direct",
+        "IMAGE_ASSETS_UPLOADS_BUCKET": "uploads-direct",
+        "IMAGE_ASSETS_DELIVERY_SECRET": SECRET,
+        "IMAGE_ASSETS_UPLOAD_TOKEN": UPLOAD_TOKEN,
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "image_assets.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    checker = S3PostChecker(
+        {"testing": "testing"},
+        lambda bucket, key, data, ctype: s3.put_object(
+            Bucket=bucket, Key=key, Body=data, ContentType=ctype
+        ),
+    ).start()
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(base + "/healthz")
+                break
+            except httpx.TransportError:
+                assert process.poll() is None and time.monotonic() < deadline
+                time.sleep(0.2)
+        photo = render_image(ImageSpec("direct", 640, 480))
+
+        def post(grant: dict, data: bytes, **changed: str) -> httpx.Response:
+            url = grant["url"].replace(aws_env, checker.url)  # the checker stands in for S3
+            fields = grant["fields"] | changed
+            return httpx.post(url, data=fields, files={"file": ("x.jpg", data, "image/jpeg")})
+
+        grant = _grant(base, size=len(photo)).json()
+        assert grant["method"] == "POST" and grant["fields"]["key"] == f"incoming/{grant['name']}"
+        assert post(grant, photo).status_code == 204
+        held = s3.get_object(Bucket="uploads-direct", Key=f"incoming/{grant['name']}")
+        assert held["Body"].read() == photo and held["ContentType"] == "image/jpeg"
+
+        refused = [
+            post(grant, photo, key="incoming/elsewhere.jpg"),  # another key
+            post(grant, photo, **{"Content-Type": "text/html"}),  # another type
+            post(grant, b"x" * (grant["max_bytes"] + 1)),  # over the size
+        ]
+        assert [r.status_code for r in refused] == [403, 403, 400]
+        assert "EntityTooLarge" in refused[2].text
+        v4 = boto3.client("s3", config=Config(signature_version="s3v4"))
+        expired = v4.generate_presigned_post(
+            "uploads-direct",
+            "incoming/late.jpg",
+            Fields={"Content-Type": "image/jpeg"},
+            Conditions=[{"Content-Type": "image/jpeg"}, ["content-length-range", 1, 100]],
+            ExpiresIn=-60,
+        )
+        late = post({"url": expired["url"], "fields": expired["fields"]}, b"x" * 10)
+        assert late.status_code == 403 and "Policy expired" in late.text
+        # boto3's default signs POST policies with SigV2, which S3 no longer takes everywhere
+        v2 = s3.generate_presigned_post(
+            "uploads-direct",
+            "incoming/v2.jpg",
+            Fields={"Content-Type": "image/jpeg"},
+            Conditions=[{"Content-Type": "image/jpeg"}],
+            ExpiresIn=60,
+        )
+        assert post({"url": v2["url"], "fields": v2["fields"]}, b"x").status_code == 403
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket="uploads-direct")["Contents"]]
+        assert keys == [f"incoming/{grant['name']}"]  # only the granted upload landed
+    finally:
+        checker.stop()
+        process.terminate()
+        process.wait(timeout=20)

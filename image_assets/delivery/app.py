@@ -16,6 +16,8 @@
 - Work: rendering runs in threads, at most ``max_concurrent_renders`` at once,
   so memory stays bounded whatever the request rate; no result is stored
   unless a :class:`DiskCache` is given (a CDN in front caches).
+- Direct uploads (``POST /uploads``, ``PUT /uploads/incoming/<name>``): see
+  ``delivery/direct_upload.py``.
 - Logs: one line per request in the common log format; the secret is never
   logged (it is only ever an argument to the signature check).
 """
@@ -23,22 +25,36 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
+import os
+import re
+import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
 import anyio
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from image_assets.cdn.local import StoredCdn
 from image_assets.delivery.cache import DiskCache
+from image_assets.delivery.direct_upload import (
+    GRANT_SECONDS,
+    MAX_BYTES,
+    GrantRefused,
+    check_put,
+    check_request,
+    put_grant,
+    s3_grant,
+)
 from image_assets.delivery.grammar import (
     DEFAULT_LIMITS,
     Component,
@@ -63,6 +79,24 @@ UNVERSIONED = "public, max-age=3600"
 
 
 @dataclass(frozen=True)
+class DirectUploadSettings:
+    """Direct uploads: clients authenticate with ``token``; ``key`` signs PUT grants and
+    never leaves the server. Exactly one of ``incoming_dir`` (local) and ``s3``
+    (client, bucket, incoming prefix) says where files go."""
+
+    token: str
+    key: bytes
+    base_url: str
+    incoming_dir: Path | None = None
+    s3: tuple[Any, str, str] | None = None
+    max_bytes: int = MAX_BYTES
+    seconds: int = GRANT_SECONDS
+
+    def __repr__(self) -> str:
+        return f"DirectUploadSettings(incoming_dir={self.incoming_dir}, s3={bool(self.s3)})"
+
+
+@dataclass(frozen=True)
 class DeliverySettings:
     source: StoredCdn
     secret: str | None = None
@@ -73,6 +107,7 @@ class DeliverySettings:
     decode_limits: DecodeLimits = field(default_factory=DecodeLimits)
     max_concurrent_renders: int = 4
     cache: DiskCache | None = None
+    uploads: DirectUploadSettings | None = None
 
     def __repr__(self) -> str:  # the secret stays out of every repr and log
         return f"DeliverySettings(source={self.source!r}, strict={self.strict})"
@@ -145,13 +180,110 @@ def create_app(settings: DeliverySettings) -> ASGIApp:
     async def health(request: Request) -> Response:
         return _text(200, "ok")
 
+    async def grant(request: Request) -> Response:
+        uploads = settings.uploads
+        if uploads is None:
+            return _text(404, "direct uploads are not enabled (IMAGE_ASSETS_UPLOAD_TOKEN)")
+        offered = request.headers.get("authorization", "").removeprefix("Bearer ").encode()
+        if not hmac.compare_digest(offered, uploads.token.encode()):
+            return _text(401, "a valid upload token is required (Authorization: Bearer ...)")
+        try:
+            asked = await request.json()
+            name = check_request(
+                str(asked["filename"]),
+                str(asked["content_type"]),
+                asked["size"],
+                uploads.max_bytes,
+            )
+        except GrantRefused as exc:
+            return _text(exc.status, str(exc))
+        except (ValueError, KeyError, TypeError):
+            return _text(400, "send JSON with filename, content_type and size")
+        if uploads.s3 is not None:
+            client, bucket, prefix = uploads.s3
+            given = s3_grant(
+                client,
+                bucket,
+                prefix,
+                name,
+                asked["content_type"],
+                uploads.max_bytes,
+                uploads.seconds,
+            )
+        else:
+            given = put_grant(
+                uploads.key,
+                uploads.base_url,
+                name,
+                asked["content_type"],
+                uploads.max_bytes,
+                uploads.seconds,
+            )
+        return JSONResponse(given.as_json(), status_code=201)
+
+    async def put(request: Request) -> Response:
+        uploads = settings.uploads
+        if uploads is None or uploads.incoming_dir is None:
+            return _text(404, "signed PUT uploads are not enabled here")
+        name = request.path_params["name"]
+        if not UPLOAD_NAME.match(name):
+            return _text(400, "not an upload name")
+        try:
+            limit = check_put(
+                uploads.key,
+                name,
+                dict(request.query_params),
+                request.headers.get("content-type", ""),
+            )
+        except GrantRefused as exc:
+            return _text(exc.status, str(exc))
+        declared = request.headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            return _text(413, f"over the {limit}-byte limit of this upload")
+        try:
+            stored = await _receive(request, uploads.incoming_dir, name, limit)
+        except GrantRefused as exc:
+            return _text(exc.status, str(exc))
+        return JSONResponse({"name": name, "bytes": stored}, status_code=201)
+
     app = Starlette(
         routes=[
             Route("/image/upload/{rest:path}", image, methods=["GET", "HEAD"]),
             Route("/healthz", health, methods=["GET", "HEAD"]),
+            Route("/uploads", grant, methods=["POST"]),
+            Route("/uploads/incoming/{name}", put, methods=["PUT"]),
         ]
     )
     return CommonLog(app)
+
+
+UPLOAD_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,80}\.(jpg|png|webp|avif|gif|tif|bmp)$")
+
+
+async def _receive(request: Request, incoming: Path, name: str, limit: int) -> int:
+    """Stream the body into a hidden partial file (the sensor ignores dot-files), never
+    past ``limit``, then give it its name without replacing anything."""
+    incoming.mkdir(parents=True, exist_ok=True)
+    partial = incoming / f".upload-{secrets.token_hex(8)}.part"
+    size = 0
+    try:
+        with partial.open("xb") as out:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise GrantRefused(f"over the {limit}-byte limit of this upload", 413)
+                out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        if size == 0:
+            raise GrantRefused("empty upload")
+        try:
+            os.link(partial, incoming / name)  # fails if the name exists: nothing replaced
+        except FileExistsError:
+            raise GrantRefused(f"{name} was uploaded already", 409) from None
+        return size
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def _text(status: int, message: str) -> PlainTextResponse:

@@ -15,12 +15,16 @@ Environment:
 - ``IMAGE_ASSETS_DELIVERY_STRICT``: ``1`` to require signatures on every
   transformation but named ones (default on in the ``aws`` profile);
 - ``IMAGE_ASSETS_DELIVERY_CACHE_DIR`` / ``_CACHE_BYTES``: an optional disk cache;
+- ``IMAGE_ASSETS_UPLOAD_TOKEN``: enables direct uploads (``POST /uploads`` with
+  ``Authorization: Bearer <token>``; grants are signed with a key derived from the
+  delivery secret, which is then required);
 - ``IMAGE_ASSETS_RENDITIONS``: the rendition config whose renditions are the
   named transformations (``t_thumb_300``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import socket
@@ -32,7 +36,12 @@ from pathlib import Path
 from starlette.types import ASGIApp
 
 from image_assets.cdn.service import SelfCdn
-from image_assets.delivery.app import DeliverySettings, access_log, create_app
+from image_assets.delivery.app import (
+    DeliverySettings,
+    DirectUploadSettings,
+    access_log,
+    create_app,
+)
 from image_assets.delivery.cache import DiskCache
 from image_assets.delivery.grammar import Component
 from image_assets.imaging.config import RenditionConfig, load_rendition_config
@@ -90,7 +99,33 @@ def settings_from_env(base_url: str) -> DeliverySettings:
         if cache_dir
         else None
     )
+    uploads = None
+    token = os.environ.get("IMAGE_ASSETS_UPLOAD_TOKEN")
+    if token:
+        if not secret:
+            raise ValueError("IMAGE_ASSETS_UPLOAD_TOKEN needs IMAGE_ASSETS_DELIVERY_SECRET")
+        signing_key = hashlib.sha256(b"direct-uploads\n" + secret.encode()).digest()
+        if aws:
+            import boto3
+            from botocore.config import Config
+
+            uploads = DirectUploadSettings(
+                token=token,
+                key=signing_key,
+                base_url=base_url,
+                s3=(  # SigV4 policies: boto3 signs POST policies with SigV2 unless told
+                    boto3.client("s3", config=Config(signature_version="s3v4")),
+                    os.environ.get("IMAGE_ASSETS_UPLOADS_BUCKET", "image-assets-uploads"),
+                    "incoming",
+                ),
+            )
+        else:
+            data = Path(os.environ.get("IMAGE_ASSETS_DATA_DIR") or ".data")
+            uploads = DirectUploadSettings(
+                token=token, key=signing_key, base_url=base_url, incoming_dir=data / "incoming"
+            )
     return DeliverySettings(
+        uploads=uploads,
         source=SelfCdn(source_store(), base_url, secret=secret, signature_algorithm=algorithm),  # type: ignore[arg-type]
         secret=secret,
         signature_algorithm=algorithm,  # type: ignore[arg-type]
