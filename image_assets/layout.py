@@ -156,7 +156,13 @@ def activated_original_key(unique_name: str) -> str:
 
 def activated_file_key(unique_name: str, file_name: str) -> str:
     """An activated upload's master or rendition in the public area."""
-    return f"{unique_name.rpartition('.')[0]}/{file_name}"
+    return activated_upload_file(unique_name.rpartition(".")[0], file_name)
+
+
+def activated_upload_file(stem: str, file_name: str) -> str:
+    """A file of the activated upload whose unique name (without extension) is ``stem``;
+    ``uploads/<stem>`` is its public id on the image service."""
+    return f"{stem}/{file_name}"
 
 
 # ---------------------------------------------------------------- CDN

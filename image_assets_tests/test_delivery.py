@@ -39,6 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 SECRET = "delivery-s3cret-xyz"
 UPLOAD_TOKEN = "upload-token-for-tests"
 MASTER = "kits/estes/est0001"
+ACTIVATED = "20261122T031500_u0123456789abcdef01234567"
 
 
 def _free_port() -> int:
@@ -56,6 +57,9 @@ def service(tmp_path_factory):
     cdn = SelfCdn(LocalBlobStore(data / "cdn"), base, secret=SECRET)
     photo = render_image(ImageSpec("delivery", 1600, 1200))
     cdn.upload(photo, MASTER, format="jpeg", sha256="a" * 64, width=1600, height=1200)
+    activated = data / "public" / "uploads" / ACTIVATED  # as activation lays it out
+    activated.mkdir(parents=True)
+    (activated / "master.jpg").write_bytes(render_image(ImageSpec("upload", 900, 600)))
     logo = render_image(ImageSpec("logo", 200, 100, format="PNG", alpha=True))
     cdn.upload(logo, "kits/brand/logo", format="png", sha256="b" * 64, width=200, height=100)
     env = {
@@ -486,3 +490,13 @@ def test_aws_direct_uploads_are_presigned_posts_s3_holds_to_their_policy(aws_env
         checker.stop()
         process.terminate()
         process.wait(timeout=20)
+
+
+def test_activated_uploads_are_served_by_their_public_id(service):
+    base = service["base"]
+    master = httpx.get(f"{base}/image/upload/v1/uploads/{ACTIVATED}.jpg")
+    assert _image(master).size == (900, 600)
+    thumb = httpx.get(f"{base}/image/upload/t_thumb_300/v1/uploads/{ACTIVATED}.webp")
+    assert _image(thumb).size == (300, 300) and thumb.headers["content-type"] == "image/webp"
+    for missing in ("uploads/u-not-activated", f"uploads/{ACTIVATED}/master"):
+        assert httpx.get(f"{base}/image/upload/v1/{missing}.jpg").status_code == 404

@@ -3,8 +3,9 @@
 ``GET|HEAD /image/upload/[s--SIG--/]<transformations>/[v123/]<public_id>.<ext>``
 
 - Sources are the masters the `self` CDN backend holds (a folder or a bucket),
-  by public id; nothing else is reachable (originals stay in the private image
-  store, and keys are validated before any read).
+  by public id, and activated uploads (``uploads/<name>``); nothing else is
+  reachable (originals stay in the private image store, unactivated uploads in
+  the private area, and keys are validated before any read).
 - Signed URLs: with ``strict`` every transformation must carry a valid
   ``s--...--`` (named transformations and untransformed masters excepted); a
   signature that is present but wrong is refused whatever ``strict`` says.
@@ -70,8 +71,10 @@ from image_assets.delivery.render import (
     render,
 )
 from image_assets.delivery.signing import signature_valid
+from image_assets.delivery.sources import Sources
 from image_assets.formats import mime_type
 from image_assets.imaging.decode import DecodeLimits, ImageRefused
+from image_assets.storage import BlobStore
 
 access_log = logging.getLogger("image_assets.delivery.access")
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -99,6 +102,7 @@ class DirectUploadSettings:
 @dataclass(frozen=True)
 class DeliverySettings:
     source: StoredCdn
+    activated: BlobStore | None = None  # the public area of activated uploads
     secret: str | None = None
     signature_algorithm: Literal["sha1", "sha256"] = "sha1"
     strict: bool = False
@@ -115,6 +119,7 @@ class DeliverySettings:
 
 def create_app(settings: DeliverySettings) -> ASGIApp:
     renders = anyio.CapacityLimiter(max(1, settings.max_concurrent_renders))
+    sources = Sources(settings.source, settings.activated)
 
     async def image(request: Request) -> Response:
         raw = request.scope.get("raw_path") or request.url.path.encode()
@@ -133,16 +138,17 @@ def create_app(settings: DeliverySettings) -> ASGIApp:
         ):
             return _text(403, "invalid or missing URL signature")
         try:
-            asset, data = await run_in_threadpool(settings.source.read, wanted.public_id)
+            source = await run_in_threadpool(sources.read, wanted.public_id)
         except KeyError:
             return _text(404, f"no image {wanted.public_id}")
+        data = source.data
         fmt, negotiated = output_format(
-            chain, wanted.extension, request.headers.get("accept", ""), asset.format
+            chain, wanted.extension, request.headers.get("accept", ""), source.format
         )
         etag = (
             '"'
             + hashlib.sha256(
-                f"{asset.sha256}|{'/'.join(c.text() for c in chain)}|{fmt}|"
+                f"{source.sha256}|{'/'.join(c.text() for c in chain)}|{fmt}|"
                 f"{output_quality(chain)}".encode()
             ).hexdigest()[:32]
             + '"'
@@ -156,7 +162,7 @@ def create_app(settings: DeliverySettings) -> ASGIApp:
         if etag in _etags(request.headers.get("if-none-match", "")):
             return Response(status_code=304, headers=headers)
         body = settings.cache.get(etag) if settings.cache else None
-        if body is None and not chain and fmt == asset.format:
+        if body is None and not chain and fmt == source.format:
             body = data  # the master itself: its stored bytes, not a re-encode
         if body is None:
             try:
@@ -168,7 +174,7 @@ def create_app(settings: DeliverySettings) -> ASGIApp:
                         fmt,
                         limits=settings.limits,
                         decode_limits=settings.decode_limits,
-                        overlay_source=lambda public_id: settings.source.read(public_id)[1],
+                        overlay_source=lambda public_id: sources.read(public_id).data,
                     )
             except (RenderRefused, ImageRefused) as exc:
                 return _text(400, str(exc))

@@ -59,7 +59,7 @@ _KEY_VALUE = re.compile(r"^([a-z]{1,3})_(.+)$")
 _VERSION = re.compile(r"^v[0-9]{1,12}$")
 _SIGNATURE = re.compile(r"^s--([A-Za-z0-9_-]{8}|[A-Za-z0-9_-]{32})--$")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_]{0,39}$")
-_PUBLIC_ID = re.compile(r"^[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)*$")
+_PUBLIC_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*$")
 _HEX = re.compile(r"^[0-9a-f]{6}([0-9a-f]{2})?$")
 
 

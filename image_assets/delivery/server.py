@@ -79,6 +79,19 @@ def source_store() -> BlobStore:
     return LocalBlobStore(data / "cdn")
 
 
+def activated_store() -> BlobStore:
+    """The public area of activated uploads (as the uploads resource lays it out)."""
+    if os.environ.get("IMAGE_ASSETS_PROFILE", "local") == "aws":
+        import boto3
+
+        from image_assets.storage.s3 import S3BlobStore
+
+        bucket = os.environ.get("IMAGE_ASSETS_CDN_BUCKET", "image-assets-cdn")
+        return S3BlobStore(boto3.client("s3"), bucket, "uploads")
+    data = Path(os.environ.get("IMAGE_ASSETS_DATA_DIR") or ".data")
+    return LocalBlobStore(data / "public" / "uploads")
+
+
 def settings_from_env(base_url: str) -> DeliverySettings:
     aws = os.environ.get("IMAGE_ASSETS_PROFILE", "local") == "aws"
     secret = os.environ.get("IMAGE_ASSETS_DELIVERY_SECRET") or None
@@ -126,6 +139,7 @@ def settings_from_env(base_url: str) -> DeliverySettings:
             )
     return DeliverySettings(
         uploads=uploads,
+        activated=activated_store(),
         source=SelfCdn(source_store(), base_url, secret=secret, signature_algorithm=algorithm),  # type: ignore[arg-type]
         secret=secret,
         signature_algorithm=algorithm,  # type: ignore[arg-type]
