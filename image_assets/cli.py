@@ -157,7 +157,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
     database = cmeta.get("database", ".data/catalog.duckdb")
     print(
-        "\nNext: `make ui` opens the Dagster UI on this instance (http://127.0.0.1:3000);\n"
+        "\nNext: `make ui` opens the Dagster UI on this instance (http://127.0.0.1:3000) and\n"
+        f"      serves the images the CSVs link to ({delivery.base_url});\n"
         "      drop images into .data/incoming/ while it runs to see the upload sensor at work;\n"
         "      query the catalog (tables clean_kits, image_metadata):\n"
         f"      .venv/bin/python -c \"import duckdb; print(duckdb.connect('{database}', read_only=True)"

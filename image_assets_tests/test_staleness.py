@@ -4,6 +4,7 @@ from the stored originals without downloading anything again."""
 from __future__ import annotations
 
 import importlib
+import json
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from dagster._core.definitions.data_version import StaleStatus
 from dagster._utils.test.data_versions import get_stale_status_resolver
 
 import image_assets.defs.vendors.assets as vendor_assets_module
+from image_assets.catalog.kits_csv import parse_csv
 from image_assets.defs.profiles import build_resources
 
 
@@ -93,8 +95,15 @@ def test_config_change_marks_stale_and_regenerates_without_downloads(
         assert second.success
         assert _meta(second, "product_images")["images_downloaded"] == 0
         assert _meta(second, "image_renditions")["images_encoded"] == 0  # made just above
-        avif = list((data_dir / "cdn" / "kits" / "estes").rglob("w800_avif-avif.avif"))
+        # the new rendition reaches the catalogue: an AVIF transformation URL per image
+        rows = parse_csv((data_dir / "raw" / "kits" / "estes_kits.csv").read_bytes())
+        avif = [
+            image["renditions"]["w800_avif.avif"]
+            for row in rows
+            for image in json.loads(row["images"])
+        ]
         assert len(avif) == renditions["images"]
+        assert all("f_avif" in url and "w_800" in url for url in avif)
         resolver = get_stale_status_resolver(instance, assets_b)
         for name in ("image_renditions", "cdn_uploads", "kits_csv"):
             assert resolver.get_status(AssetKey(name), "estes") == StaleStatus.FRESH, name
