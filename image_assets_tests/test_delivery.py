@@ -92,10 +92,25 @@ def service(tmp_path_factory):
         assert process.poll() is None, (data / "serve.log").read_text()
         assert time.monotonic() < deadline, "the service did not start"
         time.sleep(0.2)
-    yield {"base": base, "cdn": cdn, "log": data / "serve.log", "photo": photo, "data": data}
+    yield {
+        "base": base,
+        "cdn": cdn,
+        "log": data / "serve.log",
+        "photo": photo,
+        "data": data,
+        "pid": process.pid,
+    }
     process.terminate()
     process.wait(timeout=20)
     log.close()
+
+
+def _rss_mb(pid: int) -> float:
+    """Resident memory of a process (Linux /proc), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
 
 
 def _raw_get(base: str, path: str) -> tuple[int, str]:
@@ -260,6 +275,18 @@ def test_hostile_requests_get_a_one_line_4xx(service):
         code, text = _raw_get(base, path)
         assert code == status, (path, code, text)
         assert reason in text and text.count("\n") == 1, text
+    # refused before anything is decoded: a flood of them does not grow the process
+    before = _rss_mb(service["pid"])
+    import cloudinary.utils
+
+    options = service["cdn"]._url_options()
+    for n in range(300):  # signed, but over the output limit once dpr applies
+        url, _ = cloudinary.utils.cloudinary_url(
+            MASTER, format="jpg", width=2100 + n, height=2000, crop="fill", dpr=2.0, **options
+        )
+        code, text = _raw_get(base, url.removeprefix(base))
+        assert code == 400 and "over the 4000px limit" in text, (url, code, text)
+    assert _rss_mb(service["pid"]) - before < 30
 
 
 def test_overlay_watermark(service):
