@@ -46,6 +46,10 @@ RUN_BY = {
     ".venv/bin/image-assets render": "test_docs.py::test_the_render_command_as_written",
     ".venv/bin/image-assets serve": "test_delivery.py::test_every_sdk_url_for_the_configured_renditions_is_served",
     "$ .venv/bin/python benchmarks/upload_burst.py": "test_docs.py::test_the_benchmark_command_runs",
+    "$ .venv/bin/python benchmarks/delivery.py": (
+        "a benchmark against thumbor, which lives in its own venv and is not installed on CI "
+        "machines: run by hand (benchmarks/README.md)"
+    ),
     "make lint": "test_docs.py::test_the_developer_commands (make lint, make typecheck: .ci/run)",
     "docker compose": (
         "needs a Docker engine (none on the CI machines); what `config` validates is "
