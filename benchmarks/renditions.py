@@ -4,7 +4,9 @@ The set, as WebP q80: 1600, 800 and 400 wide (``limit``) and a 300x300 ``fill``.
   * image_assets: ``render_all`` (one decode with DCT scaling, a cascade);
   * pyvips: ``thumbnail_buffer`` per rendition (shrink-on-load), VIPS_CONCURRENCY=1;
   * naive Pillow: decode the full image, resize it once per rendition.
-Prints images/s, ratios and total output bytes; then the peak RSS of the whole
+Prints images/s, ratios and total output bytes; the fidelity of the 1600 rendition
+(PSNR against a Lanczos resize of the fully decoded original, before and after
+encoding, with the bytes each side spent); then the peak RSS of the whole
 process tree while ``--pool`` distinct images go through the renditions asset's
 worker pool (``steps.renditions.render_images``).
 
@@ -114,6 +116,51 @@ def naive(data: bytes) -> int:
     return total + buf.tell()
 
 
+def psnr(a, b) -> float:
+    import numpy as np
+
+    x = np.asarray(a, dtype=np.float64)
+    y = np.asarray(b, dtype=np.float64)
+    mse = float(((x - y) ** 2).mean())
+    return float("inf") if mse == 0 else 10 * float(np.log10(255**2 / mse))
+
+
+def _vips_pixels(image) -> Image.Image:
+    return Image.frombytes("RGB", (image.width, image.height), image.write_to_memory())
+
+
+def fidelity(images: list[bytes]) -> dict[str, tuple[float, float, float]]:
+    """Mean (PSNR before encoding, PSNR after encoding, bytes) of the 1600 rendition."""
+    from image_assets.imaging.decode import decode
+    from image_assets.imaging.geometry import render as render_one
+    from image_assets.imaging.geometry import required_source_size, target_size
+
+    spec = CONFIG.renditions[0]
+    sums = {"image_assets": [0.0, 0.0, 0.0], "pyvips thumbnail": [0.0, 0.0, 0.0]}
+    for data in images:
+        full = Image.open(io.BytesIO(data))
+        full.load()
+        size = target_size(spec, full.width, full.height)
+        reference = full.convert("RGB").resize(size, Image.Resampling.LANCZOS)
+        # ours: the same decode and resize render_all does, then the encoded output
+        img, _ = decode(data, draft_min_size=required_source_size(CONFIG.renditions, *full.size))
+        before = render_one(img, spec, "#ffffff", reference_size=full.size)
+        encoded = next(r.data for r in render_all(data, CONFIG).renditions if r.name == spec.name)
+        after = Image.open(io.BytesIO(encoded)).convert("RGB")
+        for i, v in enumerate((psnr(before, reference), psnr(after, reference), len(encoded))):
+            sums["image_assets"][i] += v
+        thumb = pyvips.Image.thumbnail_buffer(
+            data, spec.width, height=100_000, size="down"
+        ).copy_memory()  # pixels kept: they are read twice
+        encoded = thumb.webpsave_buffer(Q=QUALITY, effort=4)
+        after = Image.open(io.BytesIO(encoded)).convert("RGB")
+        values = (psnr(_vips_pixels(thumb), reference), psnr(after, reference), len(encoded))
+        for i, v in enumerate(values):
+            sums["pyvips thumbnail"][i] += v
+    n = len(images)
+    return {k: (v[0] / n, v[1] / n, v[2] / n) for k, v in sums.items()}
+
+
 def timed(fn, images: list[bytes]) -> tuple[float, int]:
     fn(images[0])  # warm up (codec init, imports)
     started = time.perf_counter()
@@ -197,6 +244,12 @@ def main() -> None:
         f"  ratios: {vips_s / ours_s:.2f}x pyvips (target >= 1.25), {naive_s / ours_s:.2f}x naive "
         f"(target >= 2.5); bytes {100 * (ours_b / vips_b - 1):+.1f}% vs pyvips (target within 5%)"
     )
+    quality = fidelity(images)
+    for name, (before, after, size) in quality.items():
+        print(
+            f"  1600 rendition, {name:17s} PSNR {before:5.1f} dB before encoding, "
+            f"{after:5.1f} dB after ({size / 1e3:.1f} kB)  [vs Lanczos from the full decode]"
+        )
     if not args.skip_pool:
         peak, seconds, count = pool_peak_rss(args.pool)
         print(
