@@ -5,24 +5,17 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import duckdb
 import httpx
 
 from image_assets.catalog.kits_csv import parse_csv
+from image_assets_tests.processes import free_port, wait_until_up
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _demo(tmp_path: Path, port: int, delivery: int) -> subprocess.CompletedProcess[str]:
@@ -57,7 +50,7 @@ def _summary(stdout: str) -> dict[str, list[str]]:
 
 
 def test_make_demo_twice_second_run_is_free(tmp_path):
-    port, delivery = _free_port(), _free_port()  # the same URLs both times, as with `make demo`
+    port, delivery = free_port(), free_port()  # the same URLs both times, as with `make demo`
     first = _demo(tmp_path, port, delivery)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     rows = _summary(first.stdout)
@@ -95,14 +88,7 @@ def test_make_demo_twice_second_run_is_free(tmp_path):
     )
     try:
         base = f"http://127.0.0.1:{delivery}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(base + "/healthz")
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "the image service did not start"
-                time.sleep(0.2)
+        wait_until_up(base + "/healthz", service, 30)
         links = []
         for csv in (tmp_path / "work" / ".data" / "raw" / "kits").glob("*_kits.csv"):
             for row in parse_csv(csv.read_bytes()):

@@ -7,7 +7,6 @@ import hashlib
 import http.client
 import io
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -34,6 +33,7 @@ from image_assets.demo.images import ImageSpec, render_image
 from image_assets.imaging.config import load_rendition_config
 from image_assets.imaging.geometry import target_size
 from image_assets.storage import LocalBlobStore
+from image_assets_tests.processes import free_port, wait_until_up
 
 REPO = Path(__file__).resolve().parents[1]
 SECRET = "delivery-s3cret-xyz"
@@ -42,17 +42,11 @@ MASTER = "kits/estes/est0001"
 ACTIVATED = "20261122T031500_u0123456789abcdef01234567"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
     """`image-assets serve` on a free port, strict, over a store holding two masters."""
     data = tmp_path_factory.mktemp("delivery")
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     cdn = SelfCdn(LocalBlobStore(data / "cdn"), base, secret=SECRET)
     photo = render_image(ImageSpec("delivery", 1600, 1200))
@@ -441,7 +435,7 @@ def test_aws_direct_uploads_are_presigned_posts_s3_holds_to_their_policy(aws_env
     s3 = boto3.client("s3")
     for bucket in ("cdn-direct", "uploads-direct"):
         s3.create_bucket(Bucket=bucket)
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "IMAGE_ASSETS_PROFILE": "aws",
@@ -464,14 +458,7 @@ def test_aws_direct_uploads_are_presigned_posts_s3_holds_to_their_policy(aws_env
     ).start()
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(base + "/healthz")
-                break
-            except httpx.TransportError:
-                assert process.poll() is None and time.monotonic() < deadline
-                time.sleep(0.2)
+        wait_until_up(base + "/healthz", process, 30)
         photo = render_image(ImageSpec("direct", 640, 480))
 
         def post(grant: dict, data: bytes, **changed: str) -> httpx.Response:

@@ -8,7 +8,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,6 +22,7 @@ import yaml
 from image_assets.catalog.kits_csv import parse_csv
 from image_assets.demo.images import ImageSpec, render_image
 from image_assets_tests import postgres
+from image_assets_tests.processes import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"
@@ -86,12 +86,6 @@ def test_compose_file_matches_the_compose_specification(tmp_path):
     assert refused.returncode == 1 and "restart" in refused.stdout
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class GraphQL:
     def __init__(self, url: str):
         self.url = url
@@ -123,7 +117,7 @@ def _wait(predicate, timeout: float, what: str, interval: float = 2.0):
 def test_platform_end_to_end_on_webserver_and_daemon(pg, demo_server, tmp_path):
     home = _home(tmp_path)
     data = tmp_path / "data"
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         **pg.env,

@@ -17,7 +17,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
@@ -30,6 +29,7 @@ import yaml
 
 from image_assets.demo.images import ImageSpec, render_image
 from image_assets.demo.serving import serve
+from image_assets_tests.processes import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = ("README.md", "deploy/README.md")
@@ -307,12 +307,6 @@ def test_the_benchmark_command_runs(tmp_path):
 # ------------------------------------------------------------ the aws example
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_the_aws_example_starts_the_ui_on_moto(aws_env, tmp_path):
     """The `aws` profile example as written (buckets and the secret on moto), then
     ``make ui`` until the code location has loaded; every process is gone after."""
@@ -321,7 +315,7 @@ def test_the_aws_example_starts_the_ui_on_moto(aws_env, tmp_path):
         s3.create_bucket(Bucket=bucket)
     example = block("export IMAGE_ASSETS_PROFILE=aws")
     assert example.rstrip().endswith("make ui")
-    ui_port, demo_port = _free_port(), _free_port()
+    ui_port, demo_port = free_port(), free_port()
     env = {
         **os.environ,
         "DAGSTER_HOME": str(tmp_path / "home"),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import socket
 from pathlib import Path
 
 import duckdb
@@ -18,15 +17,10 @@ from image_assets.defs.catalog.assets import clean_kits
 from image_assets.defs.profiles import build_resources
 from image_assets.defs.vendors.assets import assets as vendor_assets
 from image_assets.delivery.server import BackgroundDelivery
+from image_assets_tests.processes import free_port
 
 VENDORS = ["estes", "loc", "rocketarium"]
 ALL_ASSETS = [*vendor_assets, clean_kits]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _metadata(result, asset: str) -> dict:
@@ -63,7 +57,7 @@ def graph_run(demo_server, tmp_path_factory):
         DagsterInstance.local_temp(str(home)) as instance,
     ):
         env.setenv("IMAGE_ASSETS_DATA_DIR", str(data_dir))
-        delivery = BackgroundDelivery("127.0.0.1", _free_port()).start()  # the CSV's links
+        delivery = BackgroundDelivery("127.0.0.1", free_port()).start()  # the CSV's links
         first = {v: _run_vendor(instance, data_dir, v) for v in VENDORS}
         catalog = _run_catalog(instance, data_dir)
         yield {

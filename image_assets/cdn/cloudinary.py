@@ -351,21 +351,12 @@ class CloudinaryCdn:
         quality: str = "auto",
     ) -> str:
         """A transformation URL built by the SDK, e.g. ``.../f_auto,q_auto,w_300,h_300,c_fill/...``."""
-        if format != "auto":
-            format = image_format(format).cloudinary_name  # jpeg -> jpg
-        options: dict[str, Any] = {
-            "cloud_name": self.credentials.cloud_name,
-            "secure": True,
-            "fetch_format": format,
-            "quality": quality,
-        }
-        if width:
-            options["width"] = width
-        if height:
-            options["height"] = height
-        if crop:
-            options["crop"] = crop
-        url, _ = cloudinary.utils.cloudinary_url(public_id, **options)
+        options = transformation_options(
+            width=width, height=height, crop=crop, format=format, quality=quality
+        )
+        url, _ = cloudinary.utils.cloudinary_url(
+            public_id, cloud_name=self.credentials.cloud_name, secure=True, **options
+        )
         return url
 
     def usage(self) -> dict:
@@ -374,6 +365,29 @@ class CloudinaryCdn:
             return dict(cloudinary.api.usage(**self._options()))
         except Exception as exc:
             raise self._error("usage", exc) from None
+
+
+def transformation_options(
+    *,
+    width: int | None,
+    height: int | None,
+    crop: str | None,
+    format: str,
+    quality: str,
+) -> dict[str, Any]:
+    """The SDK's options for one delivery transformation (``jpeg`` spelt ``jpg``); shared
+    by every backend whose URLs the SDK builds (Cloudinary, the image service)."""
+    options: dict[str, Any] = {
+        "fetch_format": format if format == "auto" else image_format(format).cloudinary_name,
+        "quality": quality,
+    }
+    if width:
+        options["width"] = width
+    if height:
+        options["height"] = height
+    if crop:
+        options["crop"] = crop
+    return options
 
 
 def _context_sha256(result: Mapping[str, Any]) -> str:

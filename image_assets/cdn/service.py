@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import cloudinary.utils
 
+from image_assets.cdn.cloudinary import transformation_options
 from image_assets.cdn.local import StoredCdn
 from image_assets.formats import image_format
 from image_assets.layout import sanitize_id
@@ -91,15 +92,9 @@ class SelfCdn(StoredCdn):
         quality: str = "auto",
     ) -> str:
         """A transformation URL built by the SDK, signed when the service has a secret."""
-        if format != "auto":
-            format = image_format(format).cloudinary_name
-        options: dict[str, Any] = {"fetch_format": format, "quality": quality}
-        if width:
-            options["width"] = width
-        if height:
-            options["height"] = height
-        if crop:
-            options["crop"] = crop
+        options = transformation_options(
+            width=width, height=height, crop=crop, format=format, quality=quality
+        )
         asset = self.lookup(public_id)
         if asset is not None and asset.version:
             options["version"] = asset.version
