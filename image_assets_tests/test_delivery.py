@@ -514,3 +514,18 @@ def test_activated_uploads_are_served_by_their_public_id(service):
     assert _image(thumb).size == (300, 300) and thumb.headers["content-type"] == "image/webp"
     for missing in ("uploads/u-not-activated", f"uploads/{ACTIVATED}/master"):
         assert httpx.get(f"{base}/image/upload/v1/{missing}.jpg").status_code == 404
+
+
+def test_rendition_urls_take_the_version_from_the_caller_without_reading_the_store():
+    from image_assets.storage import MemoryBlobStore
+
+    class CountingStore(MemoryBlobStore):
+        reads = 0
+
+        def get(self, key: str) -> bytes:
+            CountingStore.reads += 1
+            return super().get(key)
+
+    cdn = SelfCdn(CountingStore(), "http://127.0.0.1:1")
+    url = cdn.delivery_url("kits/a/b", width=300, crop="limit", format="webp", version=7)
+    assert "/v7/kits/a/b" in url and CountingStore.reads == 0

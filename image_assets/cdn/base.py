@@ -74,7 +74,11 @@ class CdnBackend(Protocol):
         crop: str | None = None,
         format: str = "auto",
         quality: str = "auto",
-    ) -> str: ...
+        version: int | None = None,
+    ) -> str:
+        """A URL for the asset transformed as asked; ``version`` is the held asset's
+        (callers that have it pass it, so no lookup is needed)."""
+        ...
 
 
 class StoredFileDelivery:
@@ -96,6 +100,7 @@ class StoredFileDelivery:
         crop: str | None = None,
         format: str = "auto",
         quality: str = "auto",
+        version: int | None = None,
     ) -> str:
         asset = self.lookup(public_id)
         if asset is None:

@@ -349,8 +349,12 @@ class CloudinaryCdn:
         crop: str | None = None,
         format: str = "auto",
         quality: str = "auto",
+        version: int | None = None,
     ) -> str:
-        """A transformation URL built by the SDK, e.g. ``.../f_auto,q_auto,w_300,h_300,c_fill/...``."""
+        """A transformation URL built by the SDK, e.g. ``.../f_auto,q_auto,w_300,h_300,c_fill/...``.
+
+        ``version`` is not written: published catalogues carry the SDK's default ``v1``
+        form, and ``invalidate`` purges replaced assets."""
         options = transformation_options(
             width=width, height=height, crop=crop, format=format, quality=quality
         )

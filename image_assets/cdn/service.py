@@ -90,13 +90,16 @@ class SelfCdn(StoredCdn):
         crop: str | None = None,
         format: str = "auto",
         quality: str = "auto",
+        version: int | None = None,
     ) -> str:
         """A transformation URL built by the SDK, signed when the service has a secret."""
         options = transformation_options(
             width=width, height=height, crop=crop, format=format, quality=quality
         )
-        asset = self.lookup(public_id)
-        if asset is not None and asset.version:
-            options["version"] = asset.version
+        if version is None:  # one record read, only when the caller did not know it
+            asset = self.lookup(public_id)
+            version = asset.version if asset is not None else None
+        if version:
+            options["version"] = version
         url, _ = cloudinary.utils.cloudinary_url(public_id, **options, **self._url_options())
         return url

@@ -229,6 +229,7 @@ def _renditions(
     made: ImageRenditions,
     specs: Mapping[str, RenditionSpec],
     sent: _Sent,
+    version: int | None = None,
 ) -> dict[str, str]:
     """Rendition URLs (label -> URL). CDNs that transform on delivery get transformation
     URLs for the configured box; the others get the renditions published beside the master."""
@@ -246,6 +247,7 @@ def _renditions(
                 crop=rendition.crop,
                 format=rendition.format,
                 quality="auto",
+                version=version,
             )
         return urls
     for rendition in made.renditions:
@@ -305,7 +307,9 @@ def _publish_one(
             else:
                 asset = held
             sent.confirmed.append((backend.ledger_name, asset))
-            urls = _renditions(backend, holding, store, image_id, made, specs, sent)
+            urls = _renditions(
+                backend, holding, store, image_id, made, specs, sent, version=asset.version
+            )
         except Exception as exc:  # the next backend gets its chance; the reason is kept
             errors.append(f"{backend.storage}: {exc}")
             kinds.append(exc.kind if isinstance(exc, CdnError) else FailureKind.INTERNAL)
