@@ -324,10 +324,9 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from image_assets.delivery.server import serve
+    from image_assets.delivery.supervisor import serve
 
-    serve(args.host, args.port, args.workers)
-    return 0
+    return serve(args.host, args.port, args.workers)
 
 
 def build_parser() -> argparse.ArgumentParser:

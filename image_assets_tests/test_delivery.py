@@ -353,6 +353,73 @@ def test_settings_read_a_mounted_secret_and_refuse_strict_without_one(tmp_path, 
         settings_from_env("http://127.0.0.1:1")
 
 
+def test_settings_take_the_webp_effort_and_share_the_cores_among_workers(tmp_path, monkeypatch):
+    from image_assets.delivery.server import settings_from_env
+
+    monkeypatch.setenv("IMAGE_ASSETS_DATA_DIR", str(tmp_path))
+    for name in ("SECRET", "SECRET_FILE", "STRICT", "RENDERS", "WORKERS", "WEBP_EFFORT"):
+        monkeypatch.delenv(f"IMAGE_ASSETS_DELIVERY_{name}", raising=False)
+    cores = os.cpu_count() or 2
+    settings = settings_from_env("http://127.0.0.1:1")
+    assert settings.webp_effort == 4 and settings.max_concurrent_renders == cores
+    monkeypatch.setenv("IMAGE_ASSETS_DELIVERY_WORKERS", str(cores))  # as `serve` sets it
+    assert settings_from_env("http://127.0.0.1:1").max_concurrent_renders == 1
+    monkeypatch.setenv("IMAGE_ASSETS_DELIVERY_RENDERS", "3")
+    monkeypatch.setenv("IMAGE_ASSETS_DELIVERY_WEBP_EFFORT", "2")
+    settings = settings_from_env("http://127.0.0.1:1")
+    assert settings.max_concurrent_renders == 3 and settings.webp_effort == 2
+    for name, bad in (("WEBP_EFFORT", "7"), ("WEBP_EFFORT", "fast"), ("RENDERS", "0")):
+        monkeypatch.setenv(f"IMAGE_ASSETS_DELIVERY_{name}", bad)
+        with pytest.raises(ValueError, match=f"IMAGE_ASSETS_DELIVERY_{name} must be"):
+            settings_from_env("http://127.0.0.1:1")
+        monkeypatch.delenv(f"IMAGE_ASSETS_DELIVERY_{name}")
+
+
+def test_the_webp_effort_reaches_the_encoder_and_the_etag(tmp_path):
+    import anyio
+
+    from image_assets.delivery.app import DeliverySettings, create_app
+    from image_assets.delivery.render import render
+
+    cdn = SelfCdn(LocalBlobStore(tmp_path / "cdn"), "http://testserver")
+    photo = render_image(ImageSpec("effort", 1600, 1200))
+    cdn.upload(photo, MASTER, format="jpeg", sha256="c" * 64, width=1600, height=1200)
+    path = f"/image/upload/c_limit,f_webp,q_80,w_800/{MASTER}.jpg"
+    answers = {}
+
+    async def get(effort: int) -> httpx.Response:
+        app = create_app(DeliverySettings(source=cdn, webp_effort=effort))
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            return await client.get(path)
+
+    for effort in (0, 6):
+        answers[effort] = anyio.run(get, effort)
+        assert answers[effort].status_code == 200
+        (chain,) = [parse_component("c_limit,f_webp,q_80,w_800")]
+        expected = render(photo, (chain,), "webp", webp_effort=effort).data
+        assert answers[effort].content == expected  # what that effort encodes, byte for byte
+    assert answers[0].content != answers[6].content
+    assert answers[0].headers["etag"] != answers[6].headers["etag"]  # strong ETags name bytes
+
+
+def test_a_wrong_setting_ends_serve_with_one_line_not_a_restart_loop(tmp_path):
+    env = {
+        **os.environ,
+        "IMAGE_ASSETS_PROFILE": "local",
+        "IMAGE_ASSETS_DATA_DIR": str(tmp_path),
+        "IMAGE_ASSETS_DELIVERY_WEBP_EFFORT": "9",
+    }
+    serve = [sys.executable, "-m", "image_assets.cli", "serve", "--port", str(free_port())]
+    for workers in ("1", "2"):
+        done = subprocess.run(
+            [*serve, "--workers", workers], env=env, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode != 0, done.stderr
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        assert lines == ["error: IMAGE_ASSETS_DELIVERY_WEBP_EFFORT must be 0 to 6, not '9'"]
+
+
 # ------------------------------------------------------------------ direct uploads
 
 

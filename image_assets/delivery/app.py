@@ -74,6 +74,7 @@ from image_assets.delivery.signing import signature_valid
 from image_assets.delivery.sources import Sources
 from image_assets.formats import mime_type
 from image_assets.imaging.decode import DecodeLimits, ImageRefused
+from image_assets.imaging.encoding import DEFAULT_WEBP_EFFORT
 from image_assets.storage import BlobStore
 
 access_log = logging.getLogger("image_assets.delivery.access")
@@ -110,6 +111,7 @@ class DeliverySettings:
     limits: Limits = DEFAULT_LIMITS
     decode_limits: DecodeLimits = field(default_factory=DecodeLimits)
     max_concurrent_renders: int = 4
+    webp_effort: int = DEFAULT_WEBP_EFFORT
     cache: DiskCache | None = None
     uploads: DirectUploadSettings | None = None
 
@@ -145,11 +147,13 @@ def create_app(settings: DeliverySettings) -> ASGIApp:
         fmt, negotiated = output_format(
             chain, wanted.extension, request.headers.get("accept", ""), source.format
         )
+        # A strong ETag names the bytes: everything that changes them is in it.
+        effort = settings.webp_effort if fmt == "webp" else ""
         etag = (
             '"'
             + hashlib.sha256(
                 f"{source.sha256}|{'/'.join(c.text() for c in chain)}|{fmt}|"
-                f"{output_quality(chain)}".encode()
+                f"{output_quality(chain)}|{effort}".encode()
             ).hexdigest()[:32]
             + '"'
         )
@@ -175,6 +179,7 @@ def create_app(settings: DeliverySettings) -> ASGIApp:
                         limits=settings.limits,
                         decode_limits=settings.decode_limits,
                         overlay_source=lambda public_id: sources.read(public_id).data,
+                        webp_effort=settings.webp_effort,
                     )
             except (RenderRefused, ImageRefused) as exc:
                 return _text(400, str(exc))

@@ -16,7 +16,7 @@ from PIL import Image, ImageFilter, ImageOps
 
 from image_assets.delivery.grammar import DEFAULT_LIMITS, Component, GrammarError, Limits
 from image_assets.imaging.decode import DecodeLimits, decode, oriented_size, probe
-from image_assets.imaging.encoding import encode
+from image_assets.imaging.encoding import DEFAULT_WEBP_EFFORT, encode
 from image_assets.imaging.geometry import entropy_centering, resize
 
 QUALITY = {"auto": 80, "auto:best": 90, "auto:good": 80, "auto:eco": 70, "auto:low": 60}
@@ -136,8 +136,9 @@ def render(
     limits: Limits = DEFAULT_LIMITS,
     decode_limits: DecodeLimits = DEFAULT_DECODE_LIMITS,
     overlay_source: Callable[[str], bytes] | None = None,
+    webp_effort: int = DEFAULT_WEBP_EFFORT,
 ) -> Rendered:
-    """Run the chain over ``data`` and encode as ``fmt``."""
+    """Run the chain over ``data`` and encode as ``fmt`` (WebP at ``webp_effort``)."""
     info = probe(data, decode_limits)
     width, height = oriented_size(info)
     sizes = plan(components, width, height, limits)
@@ -150,7 +151,7 @@ def render(
             background = "#" + component.background[:6]
         img = _apply(img, component, size, reference, background, decode_limits, overlay_source)
         reference = img.size
-    out = encode(img, fmt, output_quality(components), background)
+    out = encode(img, fmt, output_quality(components), background, webp_effort)
     return Rendered(out, fmt, img.width, img.height)
 
 

@@ -19,7 +19,14 @@ Environment:
   ``Authorization: Bearer <token>``; grants are signed with a key derived from the
   delivery secret, which is then required);
 - ``IMAGE_ASSETS_RENDITIONS``: the rendition config whose renditions are the
-  named transformations (``t_thumb_300``).
+  named transformations (``t_thumb_300``);
+- ``IMAGE_ASSETS_DELIVERY_RENDERS``: renders at once per process (default: the
+  cores divided among the worker processes);
+- ``IMAGE_ASSETS_DELIVERY_WEBP_EFFORT``: libwebp's method, 0 (fastest) to 6
+  (smallest); default 4, thumbor's and Pillow's.
+
+``image-assets serve`` itself runs in ``supervisor``, which imports only uvicorn:
+each worker process builds its app with ``app_from_env``.
 """
 
 from __future__ import annotations
@@ -44,7 +51,12 @@ from image_assets.delivery.app import (
 )
 from image_assets.delivery.cache import DiskCache
 from image_assets.delivery.grammar import Component
-from image_assets.imaging.config import RenditionConfig, load_rendition_config
+from image_assets.imaging.config import (
+    RenditionConfig,
+    RenditionConfigError,
+    load_rendition_config,
+)
+from image_assets.imaging.encoding import DEFAULT_WEBP_EFFORT
 from image_assets.storage import BlobStore, LocalBlobStore
 
 DEFAULT_PORT = 8090
@@ -90,6 +102,32 @@ def activated_store() -> BlobStore:
         return S3BlobStore(boto3.client("s3"), bucket, "uploads")
     data = Path(os.environ.get("IMAGE_ASSETS_DATA_DIR") or ".data")
     return LocalBlobStore(data / "public" / "uploads")
+
+
+def default_renders() -> int:
+    """Renders at once per process: the cores shared among the worker processes.
+
+    Rendering is CPU-bound (Pillow releases the GIL), so more renders than cores only
+    hold more decoded images in memory at once without serving any faster.
+    """
+    workers = _positive_int("IMAGE_ASSETS_DELIVERY_WORKERS", 1)
+    return max(1, (os.cpu_count() or 2) // workers)
+
+
+def _positive_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"{name} must be a whole number of at least 1, not {raw!r}")
+    return int(raw)
+
+
+def _webp_effort() -> int:
+    raw = os.environ.get("IMAGE_ASSETS_DELIVERY_WEBP_EFFORT") or str(DEFAULT_WEBP_EFFORT)
+    if raw not in {str(n) for n in range(7)}:
+        raise ValueError(f"IMAGE_ASSETS_DELIVERY_WEBP_EFFORT must be 0 to 6, not {raw!r}")
+    return int(raw)
 
 
 def settings_from_env(base_url: str) -> DeliverySettings:
@@ -145,15 +183,22 @@ def settings_from_env(base_url: str) -> DeliverySettings:
         signature_algorithm=algorithm,  # type: ignore[arg-type]
         strict=strict,
         named=named_transformations(load_rendition_config()),
-        max_concurrent_renders=int(
-            os.environ.get("IMAGE_ASSETS_DELIVERY_RENDERS", os.cpu_count() or 2)
-        ),
+        max_concurrent_renders=_positive_int("IMAGE_ASSETS_DELIVERY_RENDERS", default_renders()),
+        webp_effort=_webp_effort(),
         cache=cache,
     )
 
 
+STARTUP_FAILURE = 3  # uvicorn's code for "failed before serving": it stops, not restarts
+
+
 def app_from_env() -> ASGIApp:
-    """The app for uvicorn's factory mode (each worker process builds its own)."""
+    """The app for uvicorn's factory mode (each worker process builds its own).
+
+    A configuration error ends the process with one line on stderr and uvicorn's
+    startup-failure code, so the supervisor stops instead of restarting the worker
+    in a loop.
+    """
     if not access_log.handlers:  # one line per request on stdout, whatever else logs
         handler = logging.StreamHandler(sys.stdout)
         handler.setFormatter(logging.Formatter("%(message)s"))
@@ -161,7 +206,12 @@ def app_from_env() -> ASGIApp:
         access_log.setLevel(logging.INFO)
         access_log.propagate = False
     base = os.environ.get("IMAGE_ASSETS_DELIVERY_URL", f"http://127.0.0.1:{DEFAULT_PORT}")
-    return create_app(settings_from_env(base))
+    try:
+        settings = settings_from_env(base)
+    except (ValueError, OSError, RenditionConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(STARTUP_FAILURE) from None
+    return create_app(settings)
 
 
 class BackgroundDelivery:
@@ -214,17 +264,5 @@ class BackgroundDelivery:
             self._thread.join(timeout=10)
 
 
-def serve(host: str, port: int, workers: int) -> None:
-    import uvicorn
-
-    os.environ.setdefault("IMAGE_ASSETS_DELIVERY_URL", f"http://{host}:{port}")
-    uvicorn.run(
-        "image_assets.delivery.server:app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        access_log=False,  # the app logs every request in the common log format
-        log_config=None,
-        server_header=False,
-    )
+if __name__ == "__main__":  # the supervisor's pre-flight: exit 3 with one line if misconfigured
+    app_from_env()

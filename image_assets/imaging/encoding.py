@@ -27,12 +27,23 @@ def flatten(img: Image.Image, background: str) -> Image.Image:
     return canvas
 
 
-def encode(img: Image.Image, fmt: str, quality: int, background: str = "#ffffff") -> bytes:
+DEFAULT_WEBP_EFFORT = 4
+
+
+def encode(
+    img: Image.Image,
+    fmt: str,
+    quality: int,
+    background: str = "#ffffff",
+    webp_effort: int = DEFAULT_WEBP_EFFORT,
+) -> bytes:
     """Encode with deliberate settings; formats without alpha (JPEG) get it flattened
     onto ``background``.
 
-    JPEG: optimized Huffman tables, progressive, 4:2:0. WebP: method 4 (a good
-    speed/size balance). AVIF: speed 6. PNG: compress level 6. No metadata.
+    JPEG: optimized Huffman tables, progressive, 4:2:0. WebP: method 4 by default
+    (libwebp's rate-distortion optimisation starts at 3; at 2 a 1600 px photo
+    encodes about 3.4x faster and about 15% larger). AVIF: speed 6. PNG: compress
+    level 6. No metadata.
     """
     if not image_format(fmt).alpha:
         img = flatten(img, background)
@@ -40,7 +51,7 @@ def encode(img: Image.Image, fmt: str, quality: int, background: str = "#ffffff"
     if fmt == "jpeg":
         img.save(buf, "JPEG", quality=quality, optimize=True, progressive=True, subsampling=2)
     elif fmt == "webp":
-        img.save(buf, "WEBP", quality=quality, method=4)
+        img.save(buf, "WEBP", quality=quality, method=webp_effort)
     elif fmt == "avif":
         img.save(buf, "AVIF", quality=quality, speed=6)
     elif fmt == "png":
