@@ -11,6 +11,9 @@ LOCK := requirements/dev.txt
 # static checkers of deploy/ with dependencies of their own, kept out of .venv
 TOOLS := .venv-tools
 TOOLS_STAMP := $(TOOLS)/.installed
+# thumbor 7.8, the peer of benchmarks/delivery.py, with its own pins (Pillow, tornado)
+THUMBOR := .venv-thumbor
+THUMBOR_STAMP := $(THUMBOR)/.installed
 
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export IMAGE_ASSETS_DATA_DIR ?= $(CURDIR)/.data
@@ -18,7 +21,7 @@ DEMO_PORT ?= 8765
 UI_PORT ?= 3000
 DELIVERY_PORT ?= 8090
 
-.PHONY: install tools demo test ui lint typecheck check format lock deploy-config clean
+.PHONY: install tools thumbor demo test ui lint typecheck check format lock deploy-config clean
 
 install: $(STAMP)
 
@@ -37,6 +40,13 @@ $(TOOLS_STAMP): requirements/tools.txt
 	$(TOOLS)/bin/python -m pip install --quiet --require-hashes -r requirements/tools.txt
 	@touch $(TOOLS_STAMP)
 
+thumbor: $(THUMBOR_STAMP)
+
+$(THUMBOR_STAMP): requirements/thumbor.txt
+	$(PYTHON) -m venv $(THUMBOR)
+	$(THUMBOR)/bin/python -m pip install --quiet --require-hashes -r requirements/thumbor.txt
+	@touch $(THUMBOR_STAMP)
+
 $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	@mkdir -p $(DAGSTER_HOME)
 	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
@@ -47,7 +57,7 @@ demo: install $(DAGSTER_HOME)/dagster.yaml
 ui: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/image-assets ui --port $(DEMO_PORT) --ui-port $(UI_PORT) --delivery-port $(DELIVERY_PORT)
 
-test: install tools
+test: install tools thumbor
 	$(BIN)/python -m pytest
 
 # ruff (lint + format) and the layer rules (import-linter)
@@ -75,6 +85,7 @@ lock: install
 	$(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes --no-header --quiet -o requirements/prod.txt
 	$(BIN)/uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 --generate-hashes --no-header --quiet -o requirements/dev.txt
 	$(BIN)/uv pip compile requirements/tools.in --universal --python-version 3.11 --generate-hashes --no-header --quiet -o requirements/tools.txt
+	$(BIN)/uv pip compile requirements/thumbor.in --universal --python-version 3.11 --generate-hashes --no-header --quiet -o requirements/thumbor.txt
 
 clean:
 	rm -rf .data .dagster_home .pytest_cache .ruff_cache .mypy_cache .import_linter_cache

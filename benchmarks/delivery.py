@@ -132,6 +132,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=120, help="time bound per run")
     parser.add_argument("--workers", type=int, default=2, help="server processes, both sides")
     parser.add_argument("--thumbor", default="thumbor", help="the thumbor executable")
+    parser.add_argument(
+        "--webp-effort",
+        type=int,
+        default=4,
+        choices=range(7),
+        help="our IMAGE_ASSETS_DELIVERY_WEBP_EFFORT (thumbor stays at Pillow's 4)",
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="delivery-bench-"))
@@ -145,7 +152,9 @@ def main() -> None:
             data, f"kits/bench/img{i}", format="jpeg", sha256=str(i), width=4000, height=3000
         )
     print(
-        f"{args.images} JPEGs 4000x3000; {args.workers} worker processes each; WebP q80", flush=True
+        f"{args.images} JPEGs 4000x3000; {args.workers} worker processes each; WebP q80;"
+        f" our WebP effort {args.webp_effort}, thumbor's 4",
+        flush=True,
     )
 
     ours_port, thumbor_port = free_port(), free_port()
@@ -153,6 +162,7 @@ def main() -> None:
         **os.environ,
         "IMAGE_ASSETS_DATA_DIR": str(work / "data"),
         "IMAGE_ASSETS_PROFILE": "local",
+        "IMAGE_ASSETS_DELIVERY_WEBP_EFFORT": str(args.webp_effort),
     }
     env.pop("IMAGE_ASSETS_DELIVERY_SECRET", None)
     ours = subprocess.Popen(

@@ -47,8 +47,7 @@ RUN_BY = {
     ".venv/bin/image-assets serve": "test_delivery.py::test_every_sdk_url_for_the_configured_renditions_is_served",
     "$ .venv/bin/python benchmarks/upload_burst.py": "test_docs.py::test_the_benchmark_command_runs",
     "$ .venv/bin/python benchmarks/delivery.py": (
-        "a benchmark against thumbor, which lives in its own venv and is not installed on CI "
-        "machines: run by hand (benchmarks/README.md)"
+        "test_docs.py::test_the_thumbor_benchmark_commands_run"
     ),
     "make lint": "test_docs.py::test_the_developer_commands (make lint, make typecheck: .ci/run)",
     "docker compose": (
@@ -302,6 +301,24 @@ def test_the_benchmark_command_runs(tmp_path):
     for expected in transcript.splitlines()[2:]:
         label = expected.strip().split(":")[0]
         assert label in result.stdout, f"{label!r} missing from:\n{result.stdout}"
+
+
+def test_the_thumbor_benchmark_commands_run():
+    """Each command of the image service's transcript, with small counts, against the
+    real thumbor of ``make thumbor``: every kind of line comes back, with the effort
+    the command asks for (the service reading it: test_delivery.py)."""
+    transcript = block("$ .venv/bin/python benchmarks/delivery.py")
+    commands = [line for line in transcript.splitlines() if line.startswith("$ ")]
+    assert len(commands) == 2
+    for command in commands:
+        small = command.removeprefix("$ ").replace("--images 12", "--images 2")
+        small = small.replace("--requests 120", "--requests 6") + " --seconds 60"
+        result = _sh(small, REPO, 600)
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+        effort = command.split("--webp-effort ")[1] if "--webp-effort" in command else "4"
+        assert f"our WebP effort {effort}, thumbor's 4" in result.stdout
+        for label in ("c=1 image-assets", "c=8 thumbor", "ratios c=8:", "bytes 1600 limit"):
+            assert label in result.stdout, f"{label!r} missing from:\n{result.stdout}"
 
 
 # ------------------------------------------------------------ the aws example

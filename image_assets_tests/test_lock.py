@@ -63,3 +63,19 @@ def test_the_image_installs_from_the_lock():
     dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
     assert "--require-hashes -r requirements/prod.txt" in dockerfile
     assert "--no-deps ." in dockerfile
+
+
+@pytest.mark.parametrize("side", ["tools", "thumbor"])
+def test_side_venv_locks_pin_what_their_inputs_ask_for(side):
+    """The checkers' and thumbor's venvs install from hash-pinned locks of their ``.in``."""
+    pins = _pins(ROOT / "requirements" / f"{side}.txt")
+    asked = [
+        Requirement(line.split("#")[0].strip())
+        for line in (ROOT / "requirements" / f"{side}.in").read_text().splitlines()
+        if line.split("#")[0].strip()
+    ]
+    assert asked
+    for requirement in asked:
+        pinned = pins.get(canonicalize_name(requirement.name))
+        assert pinned is not None, f"{requirement.name}: not in {side}.txt (run `make lock`)"
+        assert requirement.specifier.contains(pinned, prereleases=True), (requirement, pinned)
