@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import io
+import math
 
 import pytest
-from PIL import Image, ImageCms
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image, ImageCms, ImageDraw
 
 from image_assets.demo.images import ImageSpec, draw_upright, render_image
 from image_assets.imaging.config import RenditionConfig, load_rendition_config
@@ -256,3 +259,93 @@ def test_config_fingerprint_ignores_formatting_but_not_content():
     assert same.fingerprint() == CONFIG.fingerprint()
     changed = CONFIG.model_copy(update={"background": "#000000"})
     assert changed.fingerprint() != CONFIG.fingerprint()
+
+
+# ------------------------------------------------------------ shrink-on-load (libvips)
+
+
+def _psnr(a: Image.Image, b: Image.Image) -> float:
+    got, want = a.convert("RGB").tobytes(), b.convert("RGB").tobytes()
+    mse = sum((x - y) ** 2 for x, y in zip(got, want, strict=True)) / len(got)
+    return float("inf") if mse == 0 else 10 * math.log10(255**2 / mse)
+
+
+def _fine_detail(size=(1000, 750)) -> bytes:
+    """Thin diagonal lines and small text: what a halved DCT decode loses."""
+    img = Image.new("RGB", size, (235, 235, 230))
+    draw = ImageDraw.Draw(img)
+    for x in range(-size[1], size[0], 6):
+        draw.line([(x, 0), (x + size[1], size[1])], fill=(40, 60, 120), width=1)
+    for y in range(0, size[1], 24):
+        draw.text((4, y), "ESTES ALPHA III 1/10 SCALE " * 6, fill=(10, 10, 10))
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=95)
+    return buf.getvalue()
+
+
+def test_shrink_on_load_keeps_the_detail_of_a_full_lanczos_resize():
+    """A 2.5x step: decoding at half size first (Pillow's draft) lands near 29 dB
+    from a Lanczos resize of the full decode; shrink-on-load must stay close to it."""
+    data = _fine_detail()
+    reference = _open(data).convert("RGB").resize((400, 300), Image.Resampling.LANCZOS)
+    img, _ = decode(data, size=(400, 300))
+    assert img.size == (400, 300) and img.mode == "RGB"
+    assert _psnr(img, reference) > 45
+
+
+def test_shrink_on_load_applies_the_embedded_profile():
+    colour = (60, 160, 60)
+    data = corpus._save(
+        Image.new("RGB", (640, 640), colour),
+        "JPEG",
+        quality=100,
+        icc_profile=corpus.adobe_rgb_icc(),
+    )
+    expected = ImageCms.profileToProfile(
+        Image.new("RGB", (4, 4), colour),
+        ImageCms.ImageCmsProfile(io.BytesIO(corpus.adobe_rgb_icc())),
+        ImageCms.createProfile("sRGB"),
+    ).getpixel((1, 1))
+    img, _ = decode(data, size=(64, 64))
+    assert img.size == (64, 64)
+    got = img.getpixel((30, 30))
+    assert max(abs(a - b) for a, b in zip(got, expected, strict=True)) <= 3, (got, expected)
+    assert max(abs(a - b) for a, b in zip(got, colour, strict=True)) > 10  # it did convert
+
+
+def test_shrink_on_load_of_greyscale_and_damaged_jpegs():
+    """Greyscale comes back RGB; a damaged JPEG is refused as the full decode refuses
+    it (a broken Huffman table, no end marker), never returned as grey pixels."""
+    grey = corpus._save(Image.linear_gradient("L").resize((600, 400)), "JPEG", quality=90)
+    img, _ = decode(grey, size=(150, 100))
+    assert (img.size, img.mode) == ((150, 100), "RGB")
+    good = render_image(ImageSpec("damaged", 800, 600))
+    at = good.index(b"\xff\xc4")  # the first Huffman table: counts far over 256 codes
+    broken_table = good[: at + 5] + b"\xff" * 16 + good[at + 21 :]
+    for damaged in (broken_table, good[: len(good) // 2]):
+        for size in (None, (200, 150)):
+            with pytest.raises(ImageRefused) as refused:
+                decode(damaged, size=size)
+            assert refused.value.kind.value == "corrupt", refused.value.reason
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    width=st.integers(1, 97),
+    height=st.integers(1, 61),
+    orientation=st.sampled_from([1, 6]),
+    grey=st.booleans(),
+)
+def test_shrink_on_load_returns_exactly_the_size_asked(width, height, orientation, grey):
+    spec = ImageSpec(seed="exact", width=97, height=61, orientation=orientation)
+    data = render_image(spec)
+    if grey:
+        data = corpus._save(
+            _open(data).convert("L"), "JPEG", quality=90, exif=_open(data).getexif()
+        )
+    oriented = (61, 97) if orientation == 6 else (97, 61)
+    wanted = (min(width, oriented[0]), min(height, oriented[1]))
+    img, info = decode(data, size=wanted)
+    assert img.mode == "RGB"
+    assert img.size == (wanted if wanted != oriented else oriented)
+    assert info.orientation == orientation

@@ -2,8 +2,8 @@
 
 Pure: bytes in, bytes out. The output size is planned from the source's header
 before any pixel is decoded, so an over-large request is refused cheaply, and a
-JPEG source is decoded at the smallest DCT scale that still covers what the
-chain needs (shrink-on-load). The decode limits of the renditions pipeline
+JPEG source is decoded straight to the size the first step needs (libvips'
+shrink-on-load and Lanczos reduce, ``imaging.shrink``). The decode limits of the renditions pipeline
 apply to every source and overlay.
 """
 
@@ -142,8 +142,7 @@ def render(
     info = probe(data, decode_limits)
     width, height = oriented_size(info)
     sizes = plan(components, width, height, limits)
-    smallest = _needed_source(components, sizes, width, height)
-    img, _ = decode(data, decode_limits, draft_min_size=smallest)
+    img, _ = decode(data, decode_limits, size=_first_resize(components, sizes, width, height))
     reference = (width, height)
     background = "#ffffff"
     for component, size in zip(components, sizes, strict=True):
@@ -155,20 +154,25 @@ def render(
     return Rendered(out, fmt, img.width, img.height)
 
 
-def _needed_source(
+def _first_resize(
     components: tuple[Component, ...], sizes: list[tuple[int, int]], width: int, height: int
 ) -> tuple[int, int] | None:
-    """The smallest decode that still covers the first resize (None: decode in full)."""
+    """The size the first component resizes the whole image to (None: it does not),
+    so that a JPEG is decoded straight to it: the covering size for ``fill``, the
+    inner size for ``pad``, else the output size."""
     if not components or components[0].overlay is not None or components[0].blur:
         return None
-    out_w, out_h = sizes[0]
     first = components[0]
-    if (first.crop or "scale") == "fill":
+    crop = first.crop or "scale"
+    if crop == "fill":
+        out_w, out_h = sizes[0]
         scale = max(out_w / width, out_h / height)
-        return max(1, round(width * scale)), max(1, round(height * scale))
-    if (out_w, out_h) == (width, height):
-        return None
-    return out_w, out_h
+        wanted = max(1, round(width * scale)), max(1, round(height * scale))
+    elif crop == "pad":
+        wanted = planned_size(replace(first, crop="fit"), width, height)
+    else:
+        wanted = sizes[0]
+    return None if wanted == (width, height) else wanted
 
 
 def _apply(

@@ -19,6 +19,7 @@ from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from image_assets.failures import FailureKind
 from image_assets.formats import READABLE_PILLOW_FORMATS
+from image_assets.imaging.shrink import ShrinkFailed, shrink_jpeg
 
 # Decoders Pillow may try, by content; MPO (multi-picture JPEG) comes out of the JPEG decoder.
 OPEN_FORMATS = READABLE_PILLOW_FORMATS
@@ -151,14 +152,31 @@ def oriented_size(info: ImageInfo) -> tuple[int, int]:
 def decode(
     data: bytes,
     limits: DecodeLimits = DecodeLimits(),
-    draft_min_size: tuple[int, int] | None = None,
+    size: tuple[int, int] | None = None,
 ) -> tuple[Image.Image, ImageInfo]:
     """Decode to an oriented sRGB RGB/RGBA image (first frame), after :func:`probe`.
 
-    ``draft_min_size`` (oriented width, height) lets JPEG decoding use DCT
-    scaling down to the smallest scale still at least that large.
+    ``size`` (oriented width, height, below the image's own) is the size the caller
+    will resize the whole image to next: a plain JPEG (RGB or greyscale) then comes
+    back already at that size, shrunk on load by libvips (``shrink``); any other
+    image comes back whole, and the caller's resize does the work.
     """
     info = probe(data, limits)
+    oriented = oriented_size(info)
+    if (
+        size is not None
+        and info.format == "JPEG"
+        and info.mode in ("RGB", "L")
+        and size[0] <= oriented[0]
+        and size[1] <= oriented[1]
+        and size != oriented
+    ):
+        check_complete(data, info)
+        has_icc = _has_icc_profile(data)
+        try:
+            return shrink_jpeg(data, size, has_icc), info
+        except ShrinkFailed as exc:
+            raise ImageRefused(f"corrupt or truncated image: {exc}", FailureKind.CORRUPT) from None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. palette transparency notes: handled below
@@ -166,11 +184,6 @@ def decode(
             img = Image.open(io.BytesIO(data), formats=OPEN_FORMATS)
             if getattr(img, "n_frames", 1) > 1:
                 img.seek(0)
-            if draft_min_size and info.format == "JPEG" and img.mode in ("RGB", "L", "CMYK"):
-                want_w, want_h = draft_min_size
-                if info.orientation in (5, 6, 7, 8):
-                    want_w, want_h = want_h, want_w
-                img.draft(img.mode, (want_w, want_h))
             img.load()
     except ImageRefused:
         raise
@@ -179,6 +192,12 @@ def decode(
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageRefused(f"corrupt or truncated image: {exc}", FailureKind.CORRUPT) from None
     return normalize(img), info
+
+
+def _has_icc_profile(data: bytes) -> bool:
+    """Whether the JPEG carries an ICC profile (header only, no pixels)."""
+    with Image.open(io.BytesIO(data), formats=["JPEG"]) as img:
+        return bool(img.info.get("icc_profile"))
 
 
 def normalize(img: Image.Image) -> Image.Image:

@@ -4,9 +4,9 @@ A pure function from bytes to bytes plus facts, so it runs in a worker
 process and is tested without Dagster.
 
 Speed by design:
-* one decode per original; for JPEG, DCT scaling (``draft``) to the smallest
-  scale that still covers the largest output actually needed, computed on the
-  oriented size (EXIF rotation swaps the axes);
+* one decode per original; a JPEG is shrunk on load by libvips straight to the
+  largest output actually needed (computed on the oriented size: EXIF rotation
+  swaps the axes), at Lanczos quality (``shrink``);
 * outputs are made largest first, and a ``limit``/``fit`` output feeds the
   smaller ones while it is at least twice their size (a cascade);
 * output sizes always come from the full image's size, so they do not depend
@@ -71,7 +71,7 @@ def render_all(
         # its size does not, so plan with a placeholder format
         specs.append(config.master.as_rendition(has_alpha=False))
     specs.sort(key=lambda s: required_source_size([s], width, height), reverse=True)
-    img, _ = decode(data, limits, draft_min_size=required_source_size(specs, width, height))
+    img, _ = decode(data, limits, size=required_source_size(specs, width, height))
     alpha = has_alpha(img)
 
     source: Image.Image = img
