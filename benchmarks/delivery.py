@@ -11,7 +11,7 @@ output bytes per size; ratios printed last.
     python3 -m venv .venv-thumbor && .venv-thumbor/bin/pip install thumbor==7.8.0
     .venv/bin/python benchmarks/delivery.py --thumbor .venv-thumbor/bin/thumbor
 
-Needs psutil (the bench extra: pip install -e '.[bench]').
+psutil comes with `make install` (the dev extra); thumbor with `make thumbor`.
 """
 
 from __future__ import annotations

@@ -403,6 +403,15 @@ def test_the_webp_effort_reaches_the_encoder_and_the_etag(tmp_path):
     assert answers[0].headers["etag"] != answers[6].headers["etag"]  # strong ETags name bytes
 
 
+def test_workers_fix_the_mmap_threshold_unless_the_environment_sets_it(monkeypatch):
+    from image_assets.delivery.server import return_image_buffers_to_the_system
+
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "65536")
+    assert return_image_buffers_to_the_system() is False  # the operator's setting wins
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_")
+    assert return_image_buffers_to_the_system() is (sys.platform == "linux")
+
+
 def test_a_wrong_setting_ends_serve_with_one_line_not_a_restart_loop(tmp_path):
     env = {
         **os.environ,

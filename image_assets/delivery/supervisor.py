@@ -27,7 +27,7 @@ def serve(host: str, port: int, workers: int) -> int:
     import uvicorn
 
     uvicorn.run(
-        "image_assets.delivery.server:app_from_env",
+        "image_assets.delivery.server:worker_app",
         factory=True,
         host=host,
         port=port,
