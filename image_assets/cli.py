@@ -86,6 +86,9 @@ def _start_delivery(port: int):
 def cmd_demo(args: argparse.Namespace) -> int:
     home = ensure_dagster_home()
     os.environ.setdefault("IMAGE_ASSETS_DATA_DIR", str(Path(".data").resolve()))
+    # where the upload sensor looks on the local profile: there before anyone drops a file
+    incoming = Path(os.environ["IMAGE_ASSETS_DATA_DIR"]) / "incoming"
+    incoming.mkdir(parents=True, exist_ok=True)
     server = _start_demo_server(args.port)
     delivery = _start_delivery(args.delivery_port)
     from dagster import DagsterInstance
@@ -158,8 +161,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     database = cmeta.get("database", ".data/catalog.duckdb")
     print(
         "\nNext: `make ui` opens the Dagster UI on this instance (http://127.0.0.1:3000) and\n"
-        f"      serves the images the CSVs link to ({delivery.base_url});\n"
-        "      drop images into .data/incoming/ while it runs to see the upload sensor at work;\n"
+        f"      serves the images the CSVs link to ({delivery.base_url}) and the gallery\n"
+        f"      ({delivery.base_url}/gallery);\n"
+        f"      drop images into {incoming}/ while it runs to see the upload sensor at work;\n"
         "      query the catalog (tables clean_kits, image_metadata):\n"
         f"      .venv/bin/python -c \"import duckdb; print(duckdb.connect('{database}', read_only=True)"
         ".sql('select manufacturer, product_id, name, imageSrc from clean_kits'))\""

@@ -45,6 +45,10 @@ RUN_BY = {
     "export IMAGE_ASSETS_PROFILE=aws": "test_docs.py::test_the_aws_example_starts_the_ui_on_moto",
     ".venv/bin/image-assets render": "test_docs.py::test_the_render_command_as_written",
     ".venv/bin/image-assets serve": "test_delivery.py::test_every_sdk_url_for_the_configured_renditions_is_served",
+    ".venv/bin/python -m pytest image_assets_tests/test_gallery.py": (
+        "test_gallery.py::test_the_gallery_in_chromium_placeholders_first_then_every_image "
+        "(the command runs that module; make test runs it too)"
+    ),
     "$ .venv/bin/python benchmarks/upload_burst.py": "test_docs.py::test_the_benchmark_command_runs",
     "$ .venv/bin/python benchmarks/delivery.py": (
         "test_docs.py::test_the_thumbor_benchmark_commands_run"

@@ -41,12 +41,19 @@ import anyio
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+)
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from image_assets.cdn.local import StoredCdn
 from image_assets.delivery.cache import DiskCache
+from image_assets.delivery.catalog_view import CatalogReader, activated_uploads
 from image_assets.delivery.direct_upload import (
     GRANT_SECONDS,
     MAX_BYTES,
@@ -56,6 +63,7 @@ from image_assets.delivery.direct_upload import (
     put_grant,
     s3_grant,
 )
+from image_assets.delivery.gallery import index_page, product_page
 from image_assets.delivery.grammar import (
     DEFAULT_LIMITS,
     Component,
@@ -73,6 +81,7 @@ from image_assets.delivery.render import (
 from image_assets.delivery.signing import signature_valid
 from image_assets.delivery.sources import Sources
 from image_assets.formats import mime_type
+from image_assets.imaging.config import RenditionSpec
 from image_assets.imaging.decode import DecodeLimits, ImageRefused
 from image_assets.imaging.encoding import DEFAULT_WEBP_EFFORT
 from image_assets.storage import BlobStore
@@ -114,6 +123,8 @@ class DeliverySettings:
     webp_effort: int = DEFAULT_WEBP_EFFORT
     cache: DiskCache | None = None
     uploads: DirectUploadSettings | None = None
+    catalog: CatalogReader | None = None  # the gallery's data (clean_kits, image_metadata)
+    rendition_specs: tuple[RenditionSpec, ...] = ()  # the gallery's srcset candidates
 
     def __repr__(self) -> str:  # the secret stays out of every repr and log
         return f"DeliverySettings(source={self.source!r}, strict={self.strict})"
@@ -257,8 +268,44 @@ def create_app(settings: DeliverySettings) -> ASGIApp:
             return _text(exc.status, str(exc))
         return JSONResponse({"name": name, "bytes": stored}, status_code=201)
 
+    async def gallery(request: Request) -> Response:
+        if settings.catalog is None:
+            return _text(404, "no catalog configured")
+        reader = settings.catalog
+
+        def build() -> str:
+            return index_page(
+                reader.get(),
+                list(settings.rendition_specs),
+                query=request.query_params.get("q", "")[:200],
+                manufacturer=request.query_params.get("m", "")[:200],
+                uploads=activated_uploads(settings.activated),
+            )
+
+        return HTMLResponse(await run_in_threadpool(build), headers={"Cache-Control": "no-cache"})
+
+    async def product(request: Request) -> Response:
+        if settings.catalog is None:
+            return _text(404, "no catalog configured")
+        reader = settings.catalog
+        manufacturer = request.path_params["manufacturer"]
+        product_id = request.path_params["product_id"]
+        found = (await run_in_threadpool(reader.get)).find(manufacturer, product_id)
+        if found is None:
+            return _text(404, f"no product {manufacturer}/{product_id}")
+        return HTMLResponse(
+            product_page(found, list(settings.rendition_specs)),
+            headers={"Cache-Control": "no-cache"},
+        )
+
+    async def home(request: Request) -> Response:
+        return RedirectResponse("/gallery", status_code=307)
+
     app = Starlette(
         routes=[
+            Route("/", home, methods=["GET", "HEAD"]),
+            Route("/gallery", gallery, methods=["GET", "HEAD"]),
+            Route("/gallery/{manufacturer}/{product_id:path}", product, methods=["GET", "HEAD"]),
             Route("/image/upload/{rest:path}", image, methods=["GET", "HEAD"]),
             Route("/healthz", health, methods=["GET", "HEAD"]),
             Route("/uploads", grant, methods=["POST"]),

@@ -51,6 +51,7 @@ from image_assets.delivery.app import (
     create_app,
 )
 from image_assets.delivery.cache import DiskCache
+from image_assets.delivery.catalog_view import CatalogReader
 from image_assets.delivery.grammar import Component
 from image_assets.imaging.config import (
     RenditionConfig,
@@ -176,14 +177,19 @@ def settings_from_env(base_url: str) -> DeliverySettings:
             uploads = DirectUploadSettings(
                 token=token, key=signing_key, base_url=base_url, incoming_dir=data / "incoming"
             )
+    data = Path(os.environ.get("IMAGE_ASSETS_DATA_DIR") or ".data")
+    catalog = Path(os.environ.get("IMAGE_ASSETS_CATALOG_DB") or data / "catalog.duckdb")
+    config = load_rendition_config()
     return DeliverySettings(
+        catalog=CatalogReader(catalog),
+        rendition_specs=tuple(config.renditions),
         uploads=uploads,
         activated=activated_store(),
         source=SelfCdn(source_store(), base_url, secret=secret, signature_algorithm=algorithm),  # type: ignore[arg-type]
         secret=secret,
         signature_algorithm=algorithm,  # type: ignore[arg-type]
         strict=strict,
-        named=named_transformations(load_rendition_config()),
+        named=named_transformations(config),
         max_concurrent_renders=_positive_int("IMAGE_ASSETS_DELIVERY_RENDERS", default_renders()),
         webp_effort=_webp_effort(),
         cache=cache,
