@@ -605,3 +605,21 @@ def test_rendition_urls_take_the_version_from_the_caller_without_reading_the_sto
     cdn = SelfCdn(CountingStore(), "http://127.0.0.1:1")
     url = cdn.delivery_url("kits/a/b", width=300, crop="limit", format="webp", version=7)
     assert "/v7/kits/a/b" in url and CountingStore.reads == 0
+
+
+def test_the_gallery_lists_activated_uploads_with_thumbnails_that_open(service):
+    page = httpx.get(f"{service['base']}/gallery")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert "No catalog yet" in page.text  # nothing materialized in this store: said so
+    (src,) = [
+        part.split('"')[0]
+        for part in page.text.split('<img class="ph" src="')[1:]
+        if ACTIVATED in part.split('"')[0]
+    ]
+    assert src == f"/image/upload/t_thumb_300/uploads/{ACTIVATED}.jpg"  # named: no signature
+    thumb = httpx.get(service["base"] + src)
+    assert thumb.status_code == 200, thumb.text
+    assert _image(thumb).size == (300, 300)
+    assert (
+        httpx.get(f"{service['base']}/", follow_redirects=False).headers["location"] == "/gallery"
+    )
