@@ -16,6 +16,7 @@ from image_assets.defs.catalog.assets import clean_kits
 from image_assets.defs.profiles import build_resources
 from image_assets.defs.vendors.assets import assets as vendor_assets
 from image_assets.defs.vendors.checks import checks
+from image_assets_tests.metadata import plain
 
 VENDORS = ["estes", "loc", "rocketarium"]
 
@@ -208,7 +209,7 @@ def _run_loc(tmp_path):
         )
     assert run.success
     (mat,) = run.asset_materializations_for_node("cdn_uploads")
-    return {k: v.value for k, v in mat.metadata.items()}
+    return plain(mat.metadata)
 
 
 def test_csvs_are_byte_identical_across_runs_also_after_a_fallback(aws_profile):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 
 import duckdb
@@ -12,11 +13,12 @@ import pytest
 from dagster import AssetKey, DagsterInstance, materialize
 from PIL import Image
 
-from image_assets.catalog.kits_csv import CONTRACT_COLUMNS, parse_csv
+from image_assets.catalog.kits_csv import CONTRACT_COLUMNS, kits_columns, parse_csv
 from image_assets.defs.catalog.assets import clean_kits
 from image_assets.defs.profiles import build_resources
 from image_assets.defs.vendors.assets import assets as vendor_assets
 from image_assets.delivery.server import BackgroundDelivery
+from image_assets_tests.metadata import plain
 from image_assets_tests.processes import free_port
 
 VENDORS = ["estes", "loc", "rocketarium"]
@@ -25,7 +27,7 @@ ALL_ASSETS = [*vendor_assets, clean_kits]
 
 def _metadata(result, asset: str) -> dict:
     (mat,) = result.asset_materializations_for_node(asset)
-    return {k: v.value for k, v in mat.metadata.items()}
+    return plain(mat.metadata)
 
 
 def _run_vendor(instance, data_dir, vendor):
@@ -83,7 +85,37 @@ def test_every_partition_succeeds_with_failures_recorded(graph_run):
         assert images["images_failed"] == 2  # the 404 and the corrupt image
         assert images["failures_by_kind"] == {"http_status": 1, "corrupt": 1}
         assert uploads["images_uploaded"] == images["images_ok"] > 0
-        assert {"images_uploaded", "images_failed", "upload_duration"} <= set(uploads)
+        assert {"images_uploaded", "images_failed", "upload_duration_s"} <= set(uploads)
+
+
+def test_metadata_reads_in_the_ui_shape_units_and_thumbnails(graph_run):
+    """Row counts and column schemas under Dagster's standard keys, units in the names,
+    counts as tables, and a preview whose thumbnails are images the UI can load, with
+    each failed image named by its position."""
+    for vendor, result in graph_run["first"].items():
+        (mat,) = result.asset_materializations_for_node("kits_csv")
+        schema = mat.metadata["dagster/column_schema"].value
+        assert [c.name for c in schema.columns] == list(kits_columns())
+        meta = plain(mat.metadata)
+        site = graph_run["server"].httpd.sites.products[vendor]
+        assert meta["dagster/row_count"] == meta["products"] == len(site)
+        assert {"duration_s", "bytes_out"} <= set(meta) and not {"duration", "bytes"} & set(meta)
+        preview = meta["preview"]
+        base = graph_run["delivery"].base_url
+        thumbs = re.findall(r"!\[([^\]]+)\]\((\S+)\)", preview)
+        assert thumbs and all(url.startswith(base + "/image/upload/") for _, url in thumbs)
+        for _, url in thumbs[:3]:
+            assert httpx.get(url).status_code == 200, url  # the UI loads them over HTTP
+        assert "file://" not in preview
+        assert re.search(r"\| image \d+: HTTP 404 \||, image \d+: HTTP 404", preview), preview
+        images = plain(result.asset_materializations_for_node("product_images")[0].metadata)
+        assert images["failures_by_kind"] == {"http_status": 1, "corrupt": 1}
+        uploads = result.asset_materializations_for_node("cdn_uploads")[0].metadata
+        assert uploads["failures_by_kind"].schema.columns[0].name == "kind"
+    (catalog,) = graph_run["catalog"].asset_materializations_for_node("clean_kits")
+    columns = {c.name: c.type for c in catalog.metadata["dagster/column_schema"].value.columns}
+    assert columns["imageSrc"] == "VARCHAR" and columns["price"] == "DOUBLE"
+    assert catalog.metadata["dagster/row_count"].value == plain(catalog.metadata)["rows"]
 
 
 def test_kits_csvs_follow_the_contract(graph_run):

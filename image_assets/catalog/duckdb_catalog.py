@@ -99,6 +99,17 @@ def build_image_metadata(db_path: str | os.PathLike[str], rows: list[AuditRow]) 
     return {str(k): int(v) for k, v in counts.items()}
 
 
+def table_columns(db_path: str | os.PathLike[str], table: str) -> list[tuple[str, str]]:
+    """``(name, DuckDB type)`` of each column of ``table``, as the file holds it."""
+    with _connect(db_path) as con:
+        rows = con.execute(
+            "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = ?"
+            " ORDER BY column_index",
+            [table],
+        ).fetchall()
+    return [(str(name), str(kind)) for name, kind in rows]
+
+
 def _connect(db_path: str | os.PathLike[str]) -> duckdb.DuckDBPyConnection:
     path = Path(db_path)
     path.parent.mkdir(parents=True, exist_ok=True)

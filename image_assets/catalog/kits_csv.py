@@ -29,6 +29,14 @@ from image_assets.layout import rendition_label
 from image_assets.records import Product, PublishedImage
 
 ColumnType = Literal["key", "text", "json_array", "double", "integer"]
+# What each column type holds in the CSV, as the Dagster UI lists columns.
+CSV_TYPES: dict[str, str] = {
+    "key": "string (key)",
+    "text": "string",
+    "json_array": "JSON array",
+    "double": "decimal",
+    "integer": "integer",
+}
 
 
 @dataclass(frozen=True)
@@ -172,31 +180,40 @@ def parse_csv(data: bytes) -> list[dict]:
 def preview_markdown(
     rows: list[dict], published: list[PublishedImage], thumbnail: str, limit: int = 25
 ) -> str:
-    """A markdown table of the first products (name, link, thumbnail, status) for the UI.
+    """A markdown table of the first products for the UI: the thumbnail shown as an
+    image (when it is served over HTTP, which the UI can load), the vendor page as a
+    link, and each image's status by position (``image 2: HTTP 404``).
 
     ``thumbnail`` names the rendition shown (the rendition config's ``preview``).
     """
     failed: dict[str, list[str]] = defaultdict(list)
-    for image in published:
+    for image in sorted(published, key=lambda p: p.position):
         if image.status == "failed":
-            failed[image.product_id].append(_short(image.reason or "failed"))
+            failed[image.product_id].append(
+                f"image {image.position}: {_short(image.reason or 'failed')}"
+            )
     labels = [rendition_label(thumbnail, fmt) for fmt in PUBLISHED_FORMATS]
-    lines = ["| product | name | page | thumbnail | status |", "|---|---|---|---|---|"]
+    lines = ["| product | name | page | thumbnail | images |", "|---|---|---|---|---|"]
     for row in rows[:limit]:
         images = json.loads(row["images"])
         thumb = ""
         if images:
             renditions = images[0].get("renditions") or {}
             url = next((renditions[k] for k in labels if k in renditions), images[0]["secure_url"])
-            thumb = f"[thumbnail]({url})"
-        page = f"[page]({row['url']})" if row["url"] else ""
+            thumb = f"![{row['product_id']}]({url})" if _web(url) else f"`{_short(url)}`"
+        page = f"[page]({row['url']})" if row["url"] and _web(row["url"]) else ""
         problems = failed.get(row["product_id"], [])
-        status = "ok" if images and not problems else ", ".join(problems) or "no image"
-        name = row["name"].replace("|", "\\|") or "(no name)"
+        status = ", ".join([f"{len(images)} ok"] * bool(images) + problems) or "no image"
+        name = _short(row["name"]) or "(no name)"
         lines.append(f"| {row['product_id']} | {name} | {page} | {thumb} | {status} |")
     if len(rows) > limit:
         lines.append(f"| ... | {len(rows) - limit} more | | | |")
     return "\n".join(lines)
+
+
+def _web(url: str) -> bool:
+    """Whether the Dagster UI can open ``url`` (it blanks file: and other schemes)."""
+    return url.startswith(("http://", "https://")) and not any(c in url for c in " ()<>")
 
 
 def _short(text: str, width: int = 60) -> str:

@@ -14,7 +14,12 @@ from dagster import (
 )
 
 from image_assets.catalog.audit import load_audit_rows
-from image_assets.catalog.duckdb_catalog import build_catalog, build_image_metadata
+from image_assets.catalog.duckdb_catalog import (
+    build_catalog,
+    build_image_metadata,
+    table_columns,
+)
+from image_assets.defs.metadata import counts_table, table_shape
 from image_assets.defs.resources import CatalogResource, StorageResource, VendorRegistryResource
 from image_assets.defs.settings import catalog_freshness_policy
 from image_assets.layout import kits_csv_key
@@ -56,8 +61,9 @@ def clean_kits(
         metadata={
             "database": MetadataValue.path(catalog.database),
             "rows": sum(counts.values()),
-            "rows_by_manufacturer": MetadataValue.json(counts),
-            "manufacturers_missing": MetadataValue.json(missing),
+            "rows_by_manufacturer": counts_table(counts, "manufacturer", "rows"),
+            "manufacturers_missing": ", ".join(missing) or "none",
+            **table_shape(table_columns(catalog.database, "clean_kits"), sum(counts.values())),
         }
     )
 
@@ -81,8 +87,9 @@ def image_metadata(storage: StorageResource, catalog: CatalogResource) -> Materi
     return MaterializeResult(
         metadata={
             "rows": len(rows),
-            "rows_by_status": MetadataValue.json(counts),
+            "rows_by_status": counts_table(counts, "status", "rows"),
             "database": MetadataValue.path(catalog.database),
+            **table_shape(table_columns(catalog.database, "image_metadata"), len(rows)),
         }
     )
 

@@ -10,9 +10,16 @@ from typing import Any
 from dagster import AssetExecutionContext, Failure, MetadataValue, Output, asset
 
 from image_assets.catalog.audit import save_vendor_audit_rows, vendor_audit_rows
-from image_assets.catalog.kits_csv import build_rows, preview_markdown, render_csv
+from image_assets.catalog.kits_csv import (
+    CSV_TYPES,
+    build_rows,
+    kits_table,
+    preview_markdown,
+    render_csv,
+)
 from image_assets.cdn.base import CdnError
 from image_assets.cdn.cloudinary import CloudinaryCdn, quota_percentages
+from image_assets.defs.metadata import counts_table, table_shape
 from image_assets.defs.resources import (
     CdnResource,
     HttpResource,
@@ -152,7 +159,7 @@ def product_images(
             "images_not_modified": stats.not_modified,
             "new_originals": stats.new_originals,
             "bytes_downloaded": stats.bytes_downloaded,
-            "failures_by_kind": MetadataValue.json(dict(stats.failures)),
+            "failures_by_kind": counts_table(stats.failures, "kind"),
         },
     )
 
@@ -243,9 +250,9 @@ def cdn_uploads(
         "cdn_holdings": MetadataValue.json(stats.listings),
         "rendition_uploads": stats.rendition_uploads,
         "bytes_uploaded": stats.bytes_uploaded,
-        "upload_duration": round(stats.duration, 3),
-        "images_by_storage": MetadataValue.json(dict(stats.by_storage)),
-        "failures_by_kind": MetadataValue.json(dict(stats.failures)),
+        "upload_duration_s": round(stats.duration, 3),
+        "images_by_storage": counts_table(stats.by_storage, "storage"),
+        "failures_by_kind": counts_table(stats.failures, "kind"),
         "backends": ", ".join(b.storage for b in backends),
     }
     cloudinary = next((b for b in backends if isinstance(b, CloudinaryCdn)), None)
@@ -296,13 +303,14 @@ def kits_csv(
             "images_uploaded": sum(1 for p in published if p.status == "uploaded"),
             "images_failed": sum(1 for p in published if p.status == "failed"),
             "changed": changed,
-            "bytes": len(data),
-            "duration": round(time.monotonic() - started, 3),
+            "bytes_out": len(data),
+            "duration_s": round(time.monotonic() - started, 3),
             "preview": MetadataValue.md(
                 preview_markdown(
                     rows, published, renditions_config.config().preview_rendition().name
                 )
             ),
+            **table_shape(((c.name, CSV_TYPES[c.type]) for c in kits_table()), len(rows)),
         },
     )
 
