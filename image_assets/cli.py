@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -302,24 +303,55 @@ def cmd_serve_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+DEV_NOTICE = "ignore:Function `dev_command` is superseded"
+
+
+def port_is_free(host: str, port: int) -> bool:
+    """Whether ``host:port`` can be bound now (checked before anything else starts, so a
+    busy port ends the command at once with nothing left running)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
-    ensure_dagster_home()
+    home = ensure_dagster_home()
     os.environ.setdefault("IMAGE_ASSETS_DATA_DIR", str(Path(".data").resolve()))
+    if not port_is_free(args.host, args.ui_port):
+        print(
+            f"error: cannot serve the Dagster UI on {args.host}:{args.ui_port}: the port is in use;"
+            " pick another with UI_PORT=... (make) or --ui-port",
+            file=sys.stderr,
+        )
+        return 2
     server = _start_demo_server(args.port)
     delivery = _start_delivery(args.delivery_port)
     print(
-        f"Demo sites on {server.base_url}; images on {delivery.base_url}; starting dagster dev ...",
+        f"Demo sites on {server.base_url}; images and the gallery on {delivery.base_url}"
+        f" ({delivery.base_url}/gallery);\nthe Dagster UI on http://{args.host}:{args.ui_port}"
+        f" (starting; Dagster's own logs at level {args.log_level}, --log-level to change)",
         flush=True,
     )
     dagster = shutil.which("dagster") or str(Path(sys.executable).with_name("dagster"))
     command = [dagster, "dev", "-h", args.host, "-p", str(args.ui_port)]
-    command += (
-        ["-w", "workspace.yaml"]
-        if Path("workspace.yaml").is_file()
-        else ["-m", "image_assets.definitions"]
-    )
+    # the daemon logs two INFO lines per sensor tick (every 10 s) when nothing is new
+    command += ["--log-level", args.log_level]
+    workspace = Path("workspace.yaml").resolve()
+    command += ["-w", str(workspace)] if workspace.is_file() else ["-m", "image_assets.definitions"]
     try:
-        return subprocess.call(command)
+        # from $DAGSTER_HOME: Dagster warns when the folder it starts in holds a
+        # dagster.yaml (the project's template) that is not the instance's
+        return subprocess.call(
+            command,
+            cwd=home if workspace.is_file() else None,
+            # `dg dev` (dagster-dg-cli) supersedes `dagster dev`, which still works and
+            # needs nothing more: the notice would be the first thing a new user reads
+            env={**os.environ, "PYTHONWARNINGS": DEV_NOTICE},
+        )
     except KeyboardInterrupt:
         return 0
     finally:
@@ -377,6 +409,12 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--port", type=int, default=DEFAULT_DEMO_PORT, help="demo sites port")
     ui.add_argument("--host", default="127.0.0.1", help="UI host")
     ui.add_argument("--ui-port", type=int, default=3000, help="UI port")
+    ui.add_argument(
+        "--log-level",
+        default="warning",
+        choices=["critical", "error", "warning", "info", "debug"],
+        help="level of Dagster's own service logs (default warning: quiet while nothing happens)",
+    )
     ui.add_argument(
         "--delivery-port", type=int, default=8090, help="port of the image service (CSV links)"
     )

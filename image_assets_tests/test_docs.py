@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import time
 import urllib.request
@@ -332,8 +333,8 @@ def test_the_aws_example_starts_the_ui_on_moto(aws_env, tmp_path):
     """The `aws` profile example as written (buckets and the secret on moto), then
     ``make ui`` until the code location has loaded; every process is gone after."""
     s3 = boto3.client("s3")
-    for bucket in ("shop-blog-data-raw", "shop-blog-data-images", "shop-blog-data-cdn"):
-        s3.create_bucket(Bucket=bucket)
+    for bucket in ("raw", "images", "cdn", "uploads"):
+        s3.create_bucket(Bucket=f"shop-blog-data-{bucket}")
     example = block("export IMAGE_ASSETS_PROFILE=aws")
     assert example.rstrip().endswith("make ui")
     ui_port, demo_port = free_port(), free_port()
@@ -357,9 +358,54 @@ def test_the_aws_example_starts_the_ui_on_moto(aws_env, tmp_path):
         loaded = _wait_for_location(ui_port, process, timeout=180)
         assert loaded["__typename"] == "RepositoryLocation", loaded
         assert {r["name"] for r in loaded["repositories"]} == {"__repository__"}
+        time.sleep(25)  # two ticks of the upload sensor with nothing new
     finally:
         stopped = _stop_group(process)
     assert stopped, "make ui left processes behind after SIGTERM"
+    assert process.stdout is not None
+    output = process.stdout.read().decode(errors="replace")
+    assert f"the Dagster UI on http://127.0.0.1:{ui_port}" in output, output
+    noise = [
+        line
+        for line in output.splitlines()
+        if re.search(r"WARNING|Warning\b|ERROR|Traceback|superseded|found in|SensorDaemon", line)
+        # the one warning this example is meant to give: no signing secret for strict URLs
+        and "image service not started: IMAGE_ASSETS_DELIVERY_STRICT needs" not in line
+        # Dagster's daemon on a new instance's first start (it has no cursor to resume)
+        and "No cursor for event type" not in line
+    ]
+    assert not noise, "\n".join(noise)  # no avoidable warning, no sensor chatter
+
+
+def test_make_ui_on_a_busy_port_ends_at_once_with_one_line(tmp_path):
+    """A busy UI port: one error line naming the port and how to pick another, a
+    non-zero exit, and nothing left running (checked before anything starts)."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        env = {
+            **os.environ,
+            "DAGSTER_HOME": str(tmp_path / "home"),
+            "IMAGE_ASSETS_DATA_DIR": str(tmp_path / "data"),
+            "UI_PORT": str(port),
+            "DEMO_PORT": str(free_port()),
+            "DELIVERY_PORT": str(free_port()),
+        }
+        process = subprocess.Popen(
+            ["make", "-s", "ui"],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        out, err = process.communicate(timeout=120)
+    assert process.returncode != 0
+    assert f"error: cannot serve the Dagster UI on 127.0.0.1:{port}: the port is in use" in err
+    assert "UI_PORT=" in err and "Serving" not in out + err
+    assert not _group_alive(process.pid)
 
 
 def _group_alive(pgid: int) -> bool:

@@ -481,3 +481,22 @@ def test_the_listing_sensor_loses_nothing_whatever_the_order_of_events(tmp_path_
     assert {r["status"] for r in rows.values()} <= {"rejected"}  # junk bytes, kept with a reason
     kept = sorted((data / "rejected" / key).read_bytes() for key in rows)
     assert len(kept) == len(rows) and all(b in kept for b in final)
+
+
+def test_a_listing_that_fails_is_one_skip_line_not_an_error_every_tick(aws_env, tmp_path):
+    """The uploads bucket does not exist (a first setup): the tick is skipped with the
+    reason, and once the bucket exists the same sensor lists it."""
+    resources = build_resources(str(tmp_path))
+    resources["uploads"] = UploadsResource(
+        kind="s3", data_dir=str(tmp_path), s3=S3Resource(), bucket="not-created-yet"
+    )
+    with DagsterInstance.ephemeral() as instance:
+        result = _tick(uploads_listing_sensor, instance, resources)
+        assert not result.run_requests
+        reason = result.skip_reason.skip_message
+        assert reason.startswith("cannot list incoming uploads:") and "NoSuchBucket" in reason
+        assert "\n" not in reason
+        boto3.client("s3").create_bucket(Bucket="not-created-yet")
+        assert _tick(uploads_listing_sensor, instance, resources).skip_reason.skip_message == (
+            "incoming: nothing new"
+        )

@@ -35,6 +35,12 @@ from image_assets.defs.uploads.resources import UploadsResource
 
 PROFILES = ("local", "aws")
 
+# dagster-aws marks SecretsManagerResource beta and says so each time Dagster rebuilds
+# the resource (in every run process, on both profiles). The version is pinned
+# (<0.30) and the resource is tested against Secrets Manager on moto: the notice is
+# for this project's maintainers, not for the people running it.
+warnings.filterwarnings("ignore", message="Class `SecretsManagerResource` is currently in beta")
+
 
 def _aws_clients() -> tuple[S3Resource, SecretsManagerResource]:
     region = env_or("AWS_REGION", "us-east-1")

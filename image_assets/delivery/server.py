@@ -55,7 +55,6 @@ from image_assets.delivery.catalog_view import CatalogReader
 from image_assets.delivery.grammar import Component
 from image_assets.imaging.config import (
     RenditionConfig,
-    RenditionConfigError,
     load_rendition_config,
 )
 from image_assets.imaging.encoding import DEFAULT_WEBP_EFFORT
@@ -222,12 +221,9 @@ def return_image_buffers_to_the_system() -> bool:
 
 
 def app_from_env() -> ASGIApp:
-    """The app for uvicorn's factory mode (each worker process builds its own).
-
-    A configuration error ends the process with one line on stderr and uvicorn's
-    startup-failure code, so the supervisor stops instead of restarting the worker
-    in a loop.
-    """
+    """The app, configured from the environment; ``ValueError`` (one line) when a
+    setting is wrong. ``make demo`` and ``make ui`` run it in their own process and
+    go on without it; ``serve``'s workers stop (``worker_app``)."""
     if not access_log.handlers:  # one line per request on stdout, whatever else logs
         handler = logging.StreamHandler(sys.stdout)
         handler.setFormatter(logging.Formatter("%(message)s"))
@@ -235,20 +231,23 @@ def app_from_env() -> ASGIApp:
         access_log.setLevel(logging.INFO)
         access_log.propagate = False
     base = os.environ.get("IMAGE_ASSETS_DELIVERY_URL", f"http://127.0.0.1:{DEFAULT_PORT}")
-    try:
-        settings = settings_from_env(base)
-    except (ValueError, OSError, RenditionConfigError) as exc:
-        print(f"error: {exc}", file=sys.stderr, flush=True)
-        raise SystemExit(STARTUP_FAILURE) from None
-    return create_app(settings)
+    return create_app(settings_from_env(base))
 
 
 def worker_app() -> ASGIApp:
-    """The app of one ``image-assets serve`` worker process (uvicorn's factory): a
-    process of its own, so its allocator can be set for images (the service inside
-    ``make demo`` shares its process and leaves the allocator alone)."""
+    """The app of one ``image-assets serve`` worker process (uvicorn's factory).
+
+    A process of its own, so its allocator can be set for images (the service inside
+    ``make demo`` shares its process and leaves the allocator alone). A configuration
+    error ends the process with one line on stderr and uvicorn's startup-failure
+    code, so the supervisor stops instead of restarting the worker in a loop.
+    """
     return_image_buffers_to_the_system()
-    return app_from_env()
+    try:
+        return app_from_env()
+    except (ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(STARTUP_FAILURE) from None
 
 
 class BackgroundDelivery:
@@ -302,4 +301,4 @@ class BackgroundDelivery:
 
 
 if __name__ == "__main__":  # the supervisor's pre-flight: exit 3 with one line if misconfigured
-    app_from_env()
+    worker_app()

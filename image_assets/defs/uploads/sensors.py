@@ -17,6 +17,7 @@ import json
 import time
 from collections.abc import Iterable
 
+from botocore.exceptions import BotoCoreError, ClientError
 from dagster import (
     DagsterRunStatus,
     DefaultSensorStatus,
@@ -169,7 +170,13 @@ def uploads_listing_sensor(
     context: SensorEvaluationContext, uploads: UploadsResource, storage: StorageResource
 ):
     stores = uploads.stores(storage)
-    claimed, outcomes = _receive_all(context, stores, stores.area.scan(), uploads)
+    try:
+        claimed, outcomes = _receive_all(context, stores, stores.area.scan(), uploads)
+    except (BotoCoreError, ClientError, OSError) as exc:
+        # the listing itself failed (a bucket that does not exist, no network): one line
+        # in the tick history, not a traceback every 10 s; what was claimed before the
+        # failure is picked up as waiting on the next tick
+        return SensorResult(skip_reason=SkipReason(f"cannot list incoming uploads: {exc}"))
     return _result(context, stores, claimed, outcomes, uploads)
 
 
