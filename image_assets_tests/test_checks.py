@@ -117,3 +117,25 @@ def test_broken_vendor_is_caught_and_blocks_downstream(demo_server, tmp_path, mo
         dropped = _run(instance, data_dir, _registry(regs, max_products=3), monkeypatch)
         assert _check_results(dropped)["scraper_not_broken"] is False
         assert csv.read_bytes() == before
+
+
+def test_scraper_check_numbers_are_comparable_across_vendors():
+    """The UI plots a check's numbers as one line over every vendor's partitions: a
+    healthy 9-product vendor and a healthy 900-product one give the same points."""
+    small = scraper_breakage(_products(9), 9, CheckThresholds()).metadata
+    large = scraper_breakage(_products(900), 900, CheckThresholds()).metadata
+    assert (
+        small
+        == large
+        == {
+            "count_vs_previous": 1.0,
+            "share_without_name": 0.0,
+            "share_without_image": 0.0,
+        }
+    )
+    dropped = scraper_breakage(_products(4), 10, CheckThresholds())
+    assert dropped.metadata["count_vs_previous"] == 0.4 and "10 -> 4" in dropped.summary
+    first = scraper_breakage(_products(9), None, CheckThresholds())
+    assert (
+        first.metadata["count_vs_previous"] is None and "9 products look healthy" in first.summary
+    )

@@ -64,14 +64,16 @@ def scraper_breakage(
             problems.append(f"{no_name}/{count} products have no name")
         if no_image / count > thresholds.max_missing_image_share:
             problems.append(f"{no_image}/{count} products have no image")
+    # Shares and ratios, not counts: the UI plots a check's numbers as one line across
+    # every vendor's partition, and 0.98 means the same thing for a vendor of 9 products
+    # as for one of 900 (the counts are in the summary).
     metadata = {
-        "products": count,
-        "previous_products": previous_count,
-        "count_drop": round(drop, 3) if drop is not None else None,
-        "without_name": no_name,
-        "without_image": no_image,
+        "count_vs_previous": round(count / previous_count, 3) if previous_count else None,
+        "share_without_name": round(no_name / count, 3) if count else None,
+        "share_without_image": round(no_image / count, 3) if count else None,
     }
-    summary = "; ".join(problems) or f"{count} products look healthy"
+    was = f" (previously {previous_count})" if previous_count else ""
+    summary = "; ".join(problems) or f"{count} products{was} look healthy"
     return Verdict(not problems, summary, metadata)
 
 
