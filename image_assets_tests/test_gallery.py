@@ -168,7 +168,13 @@ def demo_service(tmp_path_factory):
     )
     base = f"http://127.0.0.1:{port}"
     wait_until_up(f"{base}/healthz", serve)
-    yield {"base": base, "data": root / "data", "demo_output": demo.stdout}
+    yield {
+        "base": base,
+        "root": root,
+        "env": env,
+        "data": root / "data",
+        "demo_output": demo.stdout,
+    }
     serve.terminate()
     serve.wait(timeout=20)
     log.close()
@@ -250,3 +256,52 @@ def test_the_gallery_in_chromium_placeholders_first_then_every_image(demo_servic
         page.screenshot(path=str(ARTIFACTS / "gallery-product.png"), full_page=True)
         browser.close()
     assert (ARTIFACTS / "gallery.png").stat().st_size > 10_000
+
+
+def test_the_kits_csv_preview_in_the_dagster_ui_shows_thumbnails(demo_service):
+    """dagster-webserver on the demo's instance: the kits_csv preview (Markdown) shows
+    each thumbnail as an image the browser loads from the image service."""
+    from playwright.sync_api import sync_playwright
+
+    port = free_port()
+    log = (demo_service["root"] / "webserver.log").open("w")
+    webserver = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("dagster-webserver")),
+            *("-h", "127.0.0.1", "-p", str(port), "-w", str(REPO / "workspace.yaml")),
+        ],
+        cwd=demo_service["root"] / "home",
+        env={**demo_service["env"], "IMAGE_ASSETS_DELIVERY_URL": demo_service["base"]},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_until_up(f"http://127.0.0.1:{port}/server_info", webserver, seconds=120)
+        with sync_playwright() as playwright:
+            browser = _browser(playwright)
+            page = browser.new_page(viewport={"width": 1400, "height": 1400})
+            skip = page.get_by_role("button", name="Skip")  # Dagster's community sign-up
+            page.add_locator_handler(skip, lambda button: button.click())
+            page.goto(f"http://127.0.0.1:{port}/assets/kits_csv?partition=estes&view=events")
+            show = page.get_by_text("[Show Markdown]").first
+            show.wait_for(timeout=90_000)
+            cells = page.locator("td").all_inner_texts()
+            assert "duration_s" in cells and "bytes_out" in cells and "duration" not in cells
+            show.click()
+            dialog = page.get_by_role("dialog")
+            dialog.locator("img").first.wait_for(timeout=30_000)
+            page.wait_for_function(
+                "() => { const imgs = document.querySelectorAll('[role=dialog] img');"
+                " return imgs.length >= 5 && Array.from(imgs).every("
+                "i => i.complete && i.naturalWidth > 0) }",
+                timeout=60_000,
+            )
+            sources = dialog.locator("img").evaluate_all("imgs => imgs.map(i => i.src)")
+            assert all(src.startswith(demo_service["base"] + "/image/upload/") for src in sources)
+            assert "image 2: HTTP 404" in dialog.inner_text()
+            page.screenshot(path=str(ARTIFACTS / "dagster-kits-csv-preview.png"))
+            browser.close()
+    finally:
+        webserver.terminate()
+        webserver.wait(timeout=30)
+        log.close()
