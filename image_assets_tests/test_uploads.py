@@ -17,6 +17,7 @@ from dagster_aws.s3 import S3Resource
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from image_assets.catalog.audit import audit_columns
 from image_assets.defs.catalog.assets import clean_kits, image_metadata
 from image_assets.defs.profiles import build_resources
 from image_assets.defs.uploads.assets import assets as upload_assets
@@ -28,6 +29,7 @@ from image_assets.demo.images import ImageSpec, render_image
 from image_assets.uploads.events import parse_s3_event
 from image_assets.uploads.intake import display_name
 from image_assets_tests.corpus import png_bomb
+from image_assets_tests.metadata import plain
 
 RANGE = ("dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
 
@@ -372,6 +374,11 @@ def test_upload_flow_end_to_end(tmp_path, demo_server):
                 ).fetchall()
             )
         assert counts == {"processed": 2, "rejected": 1}
+        (mat,) = table.asset_materializations_for_node("image_metadata")
+        schema = mat.metadata["dagster/column_schema"].value
+        assert [c.name for c in schema.columns] == list(audit_columns())  # the UI's Columns
+        assert mat.metadata["dagster/row_count"].value == 3
+        assert plain(mat.metadata)["rows_by_status"] == {"processed": 2, "rejected": 1}
 
         assert _activate(photo["key"], resources, instance).success
         public = data / "public" / "uploads"
