@@ -13,8 +13,9 @@ import warnings
 from collections.abc import Iterable
 from typing import Any
 
-from dagster import AssetExecutionContext, BackfillPolicy, Failure, MetadataValue, Output, asset
+from dagster import AssetExecutionContext, BackfillPolicy, Failure, Output, asset
 
+from image_assets.defs.metadata import counts_table
 from image_assets.defs.resources import RenditionsResource, StorageResource
 from image_assets.defs.uploads.partitions import uploads_partitions
 from image_assets.defs.uploads.resources import UploadsResource
@@ -75,7 +76,10 @@ def uploaded_images(
     statuses = [m.record.status for m in manifests.values()]
     return Output(
         {k: m.record.model_dump(mode="json") for k, m in manifests.items()},
-        metadata={"uploads": len(manifests), "statuses": MetadataValue.json(_counts(statuses))},
+        metadata={
+            "uploads": len(manifests),
+            "statuses": counts_table(_counts(statuses), "status", "uploads"),
+        },
     )
 
 
@@ -112,7 +116,9 @@ def upload_renditions(
         metadata={
             "uploads": len(values),
             "rendition_files": made,
-            "statuses": MetadataValue.json(_counts([m.record.status for m in manifests.values()])),
+            "statuses": counts_table(
+                _counts([m.record.status for m in manifests.values()]), "status", "uploads"
+            ),
         },
     )
 
