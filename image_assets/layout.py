@@ -52,6 +52,7 @@ def sanitize_id(raw: str) -> str:
 HttpCacheKind = Literal["pages", "images"]
 VENDOR_AUDIT_PREFIX = "audit/vendors"
 UPLOAD_AUDIT_PREFIX = "audit/uploads"
+TAGS_PREFIX = "tags/vendors"
 
 
 def page_key(manufacturer: str, url: str, role: str) -> str:
@@ -73,6 +74,11 @@ def asset_state_key(asset_path: Sequence[str], partition: str | None) -> str:
 def vendor_audit_key(manufacturer: str) -> str:
     """The audit rows of one manufacturer's images (a JSON list)."""
     return f"{VENDOR_AUDIT_PREFIX}/{manufacturer}.json"
+
+
+def tags_key(manufacturer: str) -> str:
+    """The tag rows (hashes, colours, labels) of one manufacturer's images (a JSON list)."""
+    return f"{TAGS_PREFIX}/{manufacturer}.json"
 
 
 def upload_audit_key(upload_id: str) -> str:

@@ -185,3 +185,29 @@ class AuditRow(BaseModel):
     received_at: float | None = None
     processed_at: float | None = None
     activated_at: float | None = None
+
+
+class ImageLabel(BaseModel):
+    name: str
+    confidence: float  # percent
+
+
+class TagRow(BaseModel):
+    """One row of the ``image_tags`` table: what one image looks like (hashes, colours)
+    and, when a tagger is on, what is in it. A bad image still has its row, with the
+    reason; a tagger that is off or down leaves ``labels`` empty and says why."""
+
+    key: str  # {manufacturer}/{product_id}/{position}, as image_metadata
+    source: Literal["vendor", "upload"] = "vendor"
+    manufacturer: str | None = None
+    product_id: str | None = None
+    position: int | None = None
+    status: Literal["ok", "failed"]
+    reason: str | None = None
+    phash: str | None = None
+    dhash: str | None = None
+    average_colour: str | None = None
+    dominant_colours: list[tuple[str, float]] = Field(default_factory=list)
+    labels: list[ImageLabel] = Field(default_factory=list)
+    labels_status: Literal["ok", "off", "missing"] = "off"
+    labels_reason: str | None = None

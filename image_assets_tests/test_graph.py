@@ -18,6 +18,9 @@ from image_assets.defs.catalog.assets import clean_kits
 from image_assets.defs.profiles import build_resources
 from image_assets.defs.vendors.assets import assets as vendor_assets
 from image_assets.delivery.server import BackgroundDelivery
+from image_assets.demo.sites import SHARED_PHOTO_VENDOR
+from image_assets.records import TagRow
+from image_assets.steps.tags import shared_picture_verdict
 from image_assets_tests.metadata import plain
 from image_assets_tests.processes import free_port
 
@@ -116,6 +119,31 @@ def test_metadata_reads_in_the_ui_shape_units_and_thumbnails(graph_run):
     columns = {c.name: c.type for c in catalog.metadata["dagster/column_schema"].value.columns}
     assert columns["imageSrc"] == "VARCHAR" and columns["price"] == "DOUBLE"
     assert catalog.metadata["dagster/row_count"].value == plain(catalog.metadata)["rows"]
+
+
+def test_every_image_has_tags_and_the_shared_photo_is_one_picture(graph_run):
+    """image_tags: one row per rendered image (hashes and colours, or the reason it has
+    none); the demo's rocketarium reuses one photo for two kits, and only those two
+    products share a picture."""
+    data_dir = Path(graph_run["data_dir"])
+    for vendor, result in graph_run["first"].items():
+        tags = plain(result.asset_materializations_for_node("image_tags")[0].metadata)
+        renditions = _metadata(result, "image_renditions")
+        assert tags["images"] == renditions["images"] and tags["tagger"] == "none"
+        rows = [
+            TagRow.model_validate(r)
+            for r in json.loads(
+                (data_dir / "raw" / "tags" / "vendors" / f"{vendor}.json").read_text()
+            )
+        ]
+        assert len(rows) == tags["images"]
+        for row in rows:
+            assert (row.status == "ok" and row.phash and row.dominant_colours) or row.reason
+        passed, _, over = shared_picture_verdict(rows, max_products=1, distance=4)
+        if vendor == SHARED_PHOTO_VENDOR:
+            assert not passed and [s.products for s in over] == [("rkt0006", "rkt0007")]
+        else:
+            assert passed, over
 
 
 def test_kits_csvs_follow_the_contract(graph_run):

@@ -27,6 +27,10 @@ class CheckThresholds(BaseModel):
     max_missing_name_share: float = Field(default=0.1, ge=0, le=1)
     max_missing_image_share: float = Field(default=0.5, ge=0, le=1)
     max_image_failure_share: float = Field(default=0.5, ge=0, le=1)
+    # a picture (within near_duplicate_bits of pHash) shown by more products than this
+    # is reported: a reused photo, or a placeholder or logo the scraper picked up
+    max_products_per_picture: int = Field(default=1, ge=1)
+    near_duplicate_bits: int = Field(default=4, ge=0, le=20)
 
 
 @dataclass

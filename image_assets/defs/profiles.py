@@ -28,6 +28,7 @@ from image_assets.defs.resources import (
     HttpResource,
     RenditionsResource,
     StorageResource,
+    TaggerResource,
     VendorRegistryResource,
 )
 from image_assets.defs.settings import default_data_dir, env_or
@@ -70,6 +71,11 @@ def _common(root: Path, storage: StorageResource) -> dict[str, object]:
         "partitioned_json_io_manager": PartitionedJsonIOManager(storage=storage),
         "registry": VendorRegistryResource(path=env_or("IMAGE_ASSETS_REGISTRY", "")),
         "renditions_config": RenditionsResource(),
+        "tagger": TaggerResource(
+            kind=env_or("IMAGE_ASSETS_TAGGER", "none"),  # type: ignore[arg-type]
+            region_name=env_or("AWS_REGION", "us-east-1"),
+            endpoint_url=env_or("AWS_ENDPOINT_URL", ""),
+        ),
         "http": HttpResource(),
         "catalog": CatalogResource(
             database=env_or("IMAGE_ASSETS_CATALOG_DB", str(root / "catalog.duckdb"))

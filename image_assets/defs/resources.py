@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 import boto3
+from botocore.config import Config as BotoConfig
 from dagster import ConfigurableResource
 from dagster_aws.s3 import S3Resource
 from dagster_aws.secretsmanager import SecretsManagerResource
@@ -27,6 +28,7 @@ from image_assets.cdn.s3 import S3Cdn
 from image_assets.cdn.service import SelfCdn
 from image_assets.defs.settings import rendition_config
 from image_assets.imaging.config import RenditionConfig
+from image_assets.imaging.labels import RekognitionTagger, Tagger
 from image_assets.scraping.crawl import http_settings_for
 from image_assets.scraping.http import DEFAULT_USER_AGENT, HttpClient, HttpSettings
 from image_assets.scraping.registry import Registry, Vendor, load_registry
@@ -197,6 +199,29 @@ class RenditionsResource(ConfigurableResource):
 
     def config(self) -> RenditionConfig:
         return rendition_config()
+
+
+class TaggerResource(ConfigurableResource):
+    """Which tagger labels the images (``IMAGE_ASSETS_TAGGER``): ``none`` (hashes and
+    colours only) or ``rekognition`` (Amazon Rekognition DetectLabels)."""
+
+    kind: Literal["none", "rekognition"] = "none"
+    region_name: str = "us-east-1"
+    endpoint_url: str = Field(default="", description="A Rekognition-compatible endpoint.")
+    max_labels: int = Field(default=10, ge=1, le=100)
+    min_confidence: float = Field(default=70.0, ge=0, le=100)
+
+    def tagger(self) -> Tagger | None:
+        if self.kind == "none":
+            return None
+        client = boto3.client(
+            "rekognition",
+            region_name=self.region_name,
+            endpoint_url=self.endpoint_url or None,
+            # throttling is retried with backoff by the client before the tagger gives up
+            config=BotoConfig(retries={"mode": "standard", "max_attempts": 4}),
+        )
+        return RekognitionTagger(client, self.max_labels, self.min_confidence)
 
 
 class CatalogResource(ConfigurableResource):

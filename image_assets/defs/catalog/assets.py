@@ -19,10 +19,12 @@ from image_assets.catalog.duckdb_catalog import (
     build_image_metadata,
     table_columns,
 )
+from image_assets.catalog.tags_table import build_image_tags, load_tag_rows
 from image_assets.defs.metadata import counts_table, table_shape
 from image_assets.defs.resources import CatalogResource, StorageResource, VendorRegistryResource
 from image_assets.defs.settings import catalog_freshness_policy
 from image_assets.layout import kits_csv_key
+from image_assets.steps.tags import shared_pictures
 from image_assets.storage import BlobNotFound
 
 GROUP = "catalog"
@@ -94,4 +96,40 @@ def image_metadata(storage: StorageResource, catalog: CatalogResource) -> Materi
     )
 
 
-assets = [clean_kits, image_metadata]
+@asset(
+    deps=["image_tags"],
+    group_name=GROUP,
+    kinds={"duckdb"},
+    pool=DUCKDB_POOL,
+    automation_condition=AutomationCondition.eager()
+    .without(~AutomationCondition.any_deps_missing())
+    .with_label("eager (missing upstream partitions allowed)"),
+    description="DuckDB table image_tags: hashes, colours and labels of every image, keyed "
+    "like image_metadata; joins clean_kits on (manufacturer, product_id). Its metadata "
+    "lists pictures shared across vendors.",
+)
+def image_tags_table(
+    registry: VendorRegistryResource, storage: StorageResource, catalog: CatalogResource
+) -> MaterializeResult:
+    rows = load_tag_rows(storage.raw())
+    counts = build_image_tags(catalog.database, rows)
+    bits = max((v.checks.near_duplicate_bits for v in registry.load().vendors), default=4)
+    across = [
+        s
+        for s in shared_pictures(rows, bits)
+        if len({key.split("/", 1)[0] for key in s.images}) > 1
+    ]
+    lines = ["| images |", "|---|"] + [f"| {', '.join(s.images)} |" for s in across[:25]]
+    return MaterializeResult(
+        metadata={
+            "rows": len(rows),
+            "rows_by_status": counts_table(counts, "status", "rows"),
+            "pictures_shared_across_vendors": len(across),
+            "shared_across_vendors": MetadataValue.md("\n".join(lines)),
+            "database": MetadataValue.path(catalog.database),
+            **table_shape(table_columns(catalog.database, "image_tags"), len(rows)),
+        }
+    )
+
+
+assets = [clean_kits, image_metadata, image_tags_table]

@@ -17,6 +17,7 @@ from image_assets.catalog.kits_csv import (
     preview_markdown,
     render_csv,
 )
+from image_assets.catalog.tags_table import save_tag_rows
 from image_assets.cdn.base import CdnError
 from image_assets.cdn.cloudinary import CloudinaryCdn, quota_percentages
 from image_assets.defs.metadata import counts_table, table_shape
@@ -25,6 +26,7 @@ from image_assets.defs.resources import (
     HttpResource,
     RenditionsResource,
     StorageResource,
+    TaggerResource,
     VendorRegistryResource,
 )
 from image_assets.defs.settings import (
@@ -40,6 +42,7 @@ from image_assets.scraping.crawl import CatalogUnavailable, crawl_vendor, parse_
 from image_assets.steps.originals import fetch_originals
 from image_assets.steps.publish import publish_images
 from image_assets.steps.renditions import render_images
+from image_assets.steps.tags import tag_images
 from image_assets.storage import BlobNotFound
 
 GROUP = "vendor_catalog"
@@ -315,4 +318,44 @@ def kits_csv(
     )
 
 
-assets = [vendor_pages, vendor_products, product_images, image_renditions, cdn_uploads, kits_csv]
+@asset(
+    **COMMON,
+    kinds={"python"},
+    description="What each image looks like: pHash and dHash, average and dominant colours "
+    "(CIELAB), and labels from the tagger when IMAGE_ASSETS_TAGGER names one. A bad image "
+    "keeps its row with the reason; a tagger that is down leaves labels missing, with why.",
+)
+def image_tags(
+    context: AssetExecutionContext,
+    storage: StorageResource,
+    tagger: TaggerResource,
+    image_renditions: list[dict],
+) -> Output[list[dict]]:
+    made = [ImageRenditions.model_validate(r) for r in image_renditions]
+    started = time.monotonic()
+    rows, stats = tag_images(
+        context.partition_key, made, storage.images(), tagger.tagger(), say=context.log.warning
+    )
+    save_tag_rows(storage.raw(), context.partition_key, rows)
+    return Output(
+        _dump(rows),
+        metadata={
+            "images": stats.images,
+            "images_tagged": stats.tagged,
+            "images_failed": stats.failed,
+            "labels": counts_table(stats.labels, "labels", "images"),
+            "tagger": tagger.kind,
+            "duration_s": round(time.monotonic() - started, 3),
+        },
+    )
+
+
+assets = [
+    vendor_pages,
+    vendor_products,
+    product_images,
+    image_renditions,
+    cdn_uploads,
+    kits_csv,
+    image_tags,
+]

@@ -12,6 +12,7 @@ from dagster import (
     AssetCheckSeverity,
     AssetKey,
     AssetRecordsFilter,
+    MetadataValue,
     asset_check,
 )
 
@@ -25,10 +26,17 @@ from image_assets.catalog.quality import (
     scraper_breakage,
 )
 from image_assets.defs.resources import StorageResource, VendorRegistryResource
-from image_assets.defs.vendors.assets import cdn_uploads, kits_csv, product_images, vendor_products
+from image_assets.defs.vendors.assets import (
+    cdn_uploads,
+    image_tags,
+    kits_csv,
+    product_images,
+    vendor_products,
+)
 from image_assets.defs.vendors.partitions import manufacturer_partitions
 from image_assets.layout import kits_csv_key
-from image_assets.records import ImageRecord, Product, PublishedImage
+from image_assets.records import ImageRecord, Product, PublishedImage, TagRow
+from image_assets.steps.tags import shared_picture_verdict
 from image_assets.storage import BlobNotFound
 
 warnings.filterwarnings("ignore", message="Specifying a partitions_def on an AssetCheckSpec")
@@ -190,7 +198,40 @@ def kits_csv_contract(
     )
 
 
+@asset_check(
+    asset=image_tags,
+    partitions_def=manufacturer_partitions,
+    description="Warns when one picture (near-identical by pHash) is shown by more of a "
+    "vendor's products than checks.max_products_per_picture: a photo reused for several "
+    "kits, or a placeholder or logo the scraper picked up. The metadata lists them.",
+)
+def pictures_not_shared(
+    context: AssetCheckExecutionContext,
+    registry: VendorRegistryResource,
+    image_tags: list[dict],
+) -> AssetCheckResult:
+    limits = registry.load().get(context.partition_key).checks
+    passed, summary, over = shared_picture_verdict(
+        [TagRow.model_validate(r) for r in image_tags],
+        limits.max_products_per_picture,
+        limits.near_duplicate_bits,
+    )
+    lines = ["| products | images |", "|---|---|"] + [
+        f"| {', '.join(s.products)} | {', '.join(s.images)} |" for s in over[:25]
+    ]
+    return AssetCheckResult(
+        passed=passed,
+        severity=AssetCheckSeverity.WARN,
+        description=summary,
+        metadata={
+            "shared_pictures": len(over),
+            "groups": MetadataValue.md("\n".join(lines)),
+        },
+    )
+
+
 checks = [
+    pictures_not_shared,
     scraper_not_broken,
     unique_product_ids,
     required_fields_present,

@@ -1,0 +1,165 @@
+"""Tag every rendered image: hashes and colours from a small rendition, labels from the
+tagger when one is on.
+
+The small rendition is the smallest ``limit``/``fit`` JPEG at least 200 px wide
+(the whole picture, not a crop: a fill thumbnail would cut pictures differently
+and hide that two are the same), else the master. A tagger that fails on
+``MAX_TAGGER_FAILURES`` images in a row is not asked again in this run: the rest
+are marked missing with its last reason, so an outage costs a few calls, not one
+per image.
+"""
+
+from __future__ import annotations
+
+import io
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from PIL import Image
+
+from image_assets.imaging.fingerprint import colour_difference, fingerprint
+from image_assets.imaging.labels import Tagger, TaggerUnavailable
+from image_assets.imaging.near_duplicates import hamming, near_duplicate_groups
+from image_assets.records import ImageRenditions, RenditionFile, TagRow
+from image_assets.storage import BlobNotFound, BlobStore
+
+MIN_WIDTH = 200
+MAX_TAGGER_FAILURES = 3
+
+
+@dataclass
+class TagStats:
+    images: int = 0
+    tagged: int = 0
+    failed: int = 0
+    labels: Counter = field(default_factory=Counter)  # labels_status -> images
+
+
+def tag_source(made: ImageRenditions) -> RenditionFile | None:
+    """The rendition the tags are computed from (see the module docstring)."""
+    whole = [
+        r
+        for r in made.renditions
+        if r.crop in ("limit", "fit") and r.format == "jpeg" and r.width >= MIN_WIDTH
+    ]
+    if whole:
+        return min(whole, key=lambda r: r.width * r.height)
+    return made.master
+
+
+def tag_images(
+    manufacturer: str,
+    made: Iterable[ImageRenditions],
+    images: BlobStore,
+    tagger: Tagger | None,
+    say: Callable[[str], None] = lambda line: None,
+) -> tuple[list[TagRow], TagStats]:
+    """One :class:`TagRow` per image, in the order given."""
+    rows: list[TagRow] = []
+    stats = TagStats()
+    failures_in_a_row = 0
+    given_up: str | None = None
+    for item in made:
+        stats.images += 1
+        base = {
+            "key": f"{manufacturer}/{item.product_id}/{item.position}",
+            "manufacturer": manufacturer,
+            "product_id": item.product_id,
+            "position": item.position,
+        }
+        source = tag_source(item) if item.status == "ok" else None
+        if source is None:
+            stats.failed += 1
+            rows.append(TagRow(**base, status="failed", reason=item.reason or "no rendition"))
+            continue
+        try:
+            data = images.get(source.key)
+            with Image.open(io.BytesIO(data)) as img:
+                img.load()
+                facts = fingerprint(img)
+        except (BlobNotFound, OSError, ValueError) as exc:
+            stats.failed += 1
+            rows.append(TagRow(**base, status="failed", reason=f"{type(exc).__name__}: {exc}"))
+            continue
+        row = TagRow(
+            **base,
+            status="ok",
+            phash=facts.phash,
+            dhash=facts.dhash,
+            average_colour=facts.average,
+            dominant_colours=list(facts.dominant),
+        )
+        if tagger is not None and given_up is None:
+            try:
+                row.labels = tagger.labels(data)
+                row.labels_status = "ok"
+                failures_in_a_row = 0
+            except TaggerUnavailable as exc:
+                row.labels_status, row.labels_reason = "missing", str(exc)
+                failures_in_a_row += 1
+                if failures_in_a_row >= MAX_TAGGER_FAILURES:
+                    given_up = (
+                        f"{tagger.name} not asked again after {failures_in_a_row} failures: {exc}"
+                    )
+                    say(given_up)
+        elif given_up is not None:
+            row.labels_status, row.labels_reason = "missing", given_up
+        stats.tagged += 1
+        stats.labels[row.labels_status] += 1
+        rows.append(row)
+    return rows, stats
+
+
+@dataclass(frozen=True)
+class SharedPicture:
+    products: tuple[str, ...]  # product ids, sorted
+    images: tuple[str, ...]  # image keys ({manufacturer}/{product_id}/{position})
+
+
+SAME_COLOUR = 10.0  # ΔE of the average colours under which two pictures look alike
+
+
+def shared_pictures(rows: list[TagRow], distance: int) -> list[SharedPicture]:
+    """Near-identical pictures and the products showing them, largest first; a picture
+    repeated within one product counts once.
+
+    Near-identical: pHash and dHash both within ``distance`` bits, and average colours
+    within ``SAME_COLOUR``. The hashes see luminance structure only, so the same
+    composition in two colourways (the same kit in red and in blue, shot the same
+    way) is two pictures, not one.
+    """
+    hashed = [r for r in rows if r.status == "ok" and r.phash and r.dhash]
+
+    def alike(i: int, j: int) -> bool:
+        a, b = hashed[i], hashed[j]
+        return hamming(a.dhash or "", b.dhash or "") <= distance and (
+            colour_difference(a.average_colour or "#000000", b.average_colour or "#000000")
+            <= SAME_COLOUR
+        )
+
+    found = []
+    for group in near_duplicate_groups([r.phash or "" for r in hashed], distance, alike):
+        members = [hashed[i] for i in group]
+        found.append(
+            SharedPicture(
+                products=tuple(sorted({m.product_id or "" for m in members})),
+                images=tuple(sorted(m.key for m in members)),
+            )
+        )
+    return sorted(found, key=lambda s: (-len(s.products), s.images))
+
+
+def shared_picture_verdict(
+    rows: list[TagRow], max_products: int, distance: int
+) -> tuple[bool, str, list[SharedPicture]]:
+    """(passed, one-line summary, the pictures over the limit)."""
+    over = [s for s in shared_pictures(rows, distance) if len(s.products) > max_products]
+    if not over:
+        return True, f"no picture is shown by more than {max_products} product(s)", []
+    first = over[0]
+    summary = (
+        f"{len(over)} picture(s) shown by more than {max_products} product(s); the largest by "
+        f"{len(first.products)}: {', '.join(first.products[:8])}"
+    )
+    return False, summary, over
