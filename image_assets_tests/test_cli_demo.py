@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -70,13 +71,18 @@ def test_make_demo_twice_second_run_is_free(tmp_path):
     # the README's query, as written, from a folder whose .data is the demo's
     (tmp_path / "work" / ".venv").symlink_to(REPO / ".venv")
     readme = (REPO / "README.md").read_text()
-    (query,) = [line for line in readme.splitlines() if line.startswith(".venv/bin/python -c")]
-    shown = subprocess.run(
-        ["bash", "-c", query], cwd=tmp_path / "work", capture_output=True, text=True, timeout=60
-    )
-    assert shown.returncode == 0, shown.stderr
-    assert "clean_kits" not in shown.stderr and "imageSrc" in shown.stdout
-    assert all(vendor in shown.stdout for vendor in ("estes", "loc", "rocketarium"))
+    queries = [line for line in readme.splitlines() if line.startswith(".venv/bin/python -c")]
+    assert len(queries) == 2
+    for query in queries:
+        shown = subprocess.run(
+            ["bash", "-c", query], cwd=tmp_path / "work", capture_output=True, text=True, timeout=60
+        )
+        assert shown.returncode == 0, shown.stderr
+        assert all(vendor in shown.stdout for vendor in ("estes", "loc", "rocketarium"))
+        if "image_tags" in query:  # every picture's colours, per product
+            assert "average_colour" in shown.stdout and re.search(r"#[0-9a-f]{6}", shown.stdout)
+        else:
+            assert "imageSrc" in shown.stdout
 
     # every link of the CSVs opens an image once the service runs (as `make ui` starts it)
     env = {**os.environ, "IMAGE_ASSETS_DATA_DIR": str(tmp_path / "work" / ".data")}

@@ -51,6 +51,7 @@ RUN_BY = {
         "(the command runs that module; make test runs it too)"
     ),
     "$ .venv/bin/python benchmarks/upload_burst.py": "test_docs.py::test_the_benchmark_command_runs",
+    "$ .venv/bin/python benchmarks/tags.py": "test_docs.py::test_the_tags_benchmark_runs",
     "$ .venv/bin/python benchmarks/delivery.py": (
         "test_docs.py::test_the_thumbor_benchmark_commands_run"
     ),
@@ -306,6 +307,14 @@ def test_the_benchmark_command_runs(tmp_path):
     for expected in transcript.splitlines()[2:]:
         label = expected.strip().split(":")[0]
         assert label in result.stdout, f"{label!r} missing from:\n{result.stdout}"
+
+
+def test_the_tags_benchmark_runs():
+    """The tags benchmark at small counts: both of its lines come back."""
+    result = _sh(".venv/bin/python benchmarks/tags.py --images 1 --hashes 3000", REPO, 300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "% of the renditions" in result.stdout and "multi-index" in result.stdout
+    assert "3000 hashes, distance 4" in result.stdout
 
 
 def test_the_thumbor_benchmark_commands_run():
