@@ -210,9 +210,14 @@ def object_key_public_id(key: str) -> tuple[str, str] | None:
     return stem, fmt
 
 
+def cdn_ledger_prefix(ledger_name: str) -> str:
+    """Where one CDN account's ledgers are, one per manufacturer."""
+    return f"cdn_ledger/{ledger_name}/"
+
+
 def cdn_ledger_key(ledger_name: str, manufacturer: str) -> str:
     """What the platform published to one CDN account under one manufacturer's folder."""
-    return f"cdn_ledger/{ledger_name}/{manufacturer}.json"
+    return f"{cdn_ledger_prefix(ledger_name)}{manufacturer}.json"
 
 
 def cdn_folder(manufacturer: str) -> str:

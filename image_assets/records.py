@@ -139,6 +139,9 @@ class PublishedImage(BaseModel):
     renditions: dict[str, str] = Field(default_factory=dict)
     lqip: str | None = None
     blurhash: str | None = None
+    # the same bytes were on the CDN already under this other public id: the image
+    # points at that asset instead of being uploaded again (CDN storage and quota)
+    shared_with: str | None = None
 
 
 class UploadRecord(BaseModel):

@@ -259,3 +259,73 @@ def test_s3_renditions_are_known_from_the_listing_not_one_head_each(aws_env, tmp
     again, stats2 = publish_images("estes", images, made, store, [s3], **QUIET)
     assert stats2.uploaded == 0 and stats2.rendition_uploads == 0 and heads == []
     assert [p.renditions for p in again] == [p.renditions for p in first]
+
+
+# ------------------------------------------------------------ the same bytes, stored once
+
+
+def _same_photo(images, made, copy: int, of: int):
+    """Product ``copy`` shows product ``of``'s photo: the same master bytes."""
+    made[copy] = made[of].model_copy(update={"product_id": images[copy].product_id})
+    images[copy] = images[copy].model_copy(update={"original_sha256": made[of].original_sha256})
+
+
+def test_a_photo_two_products_share_is_uploaded_once_and_both_point_at_it(
+    fake_cloudinary, tmp_path
+):
+    store, images, made = _prepared(tmp_path, 6)
+    _same_photo(images, made, copy=4, of=1)
+    cdn = _cloudinary(fake_cloudinary, backoff=0.01, max_wait=5)
+    published, stats = publish_images("estes", images, made, store, [cdn], **QUIET)
+    assert stats.uploaded == 5 and stats.uploads_saved == 1 and stats.failed == 0
+    assert stats.bytes_saved == made[1].master.bytes
+    assert len(fake_cloudinary.stored) == 5 and "kits/estes/p004" not in str(
+        sorted(fake_cloudinary.stored)
+    )
+    owner, copy = published[1], published[4]
+    assert copy.shared_with == owner.asset.public_id == "kits/estes/p001"
+    assert copy.asset == owner.asset and copy.renditions == owner.renditions
+    assert (copy.product_id, copy.position) == ("p004", 1)  # still its own row
+    again, stats2 = publish_images("estes", images, made, store, [cdn], **QUIET)
+    assert stats2.uploaded == 0 and stats2.uploads_saved == 1
+    assert [p.asset for p in again] == [p.asset for p in published]
+
+
+def test_a_photo_another_vendor_published_is_not_stored_again(fake_cloudinary, tmp_path):
+    """Retailers publish the manufacturer's photo: on a CDN that transforms on delivery
+    the second vendor's CSV points at the first one's asset."""
+    store, images, made = _prepared(tmp_path, 3)
+    cdn = _cloudinary(fake_cloudinary, backoff=0.01, max_wait=5)
+    publish_images("estes", images, made, store, [cdn], **QUIET)
+    stored = dict(fake_cloudinary.stored)
+    loc_images = [i.model_copy(update={"product_id": f"l{n}"}) for n, i in enumerate(images)]
+    loc_made = [m.model_copy(update={"product_id": f"l{n}"}) for n, m in enumerate(made)]
+    data, sha = _jpeg("a photo only loc has")
+    store.put(f"renditions/{sha}/master.jpg", data)
+    loc_images.append(images[0].model_copy(update={"product_id": "l9", "original_sha256": sha}))
+    master = made[0].master.model_copy(
+        update={"key": f"renditions/{sha}/master.jpg", "sha256": sha, "bytes": len(data)}
+    )
+    loc_made.append(
+        made[0].model_copy(update={"product_id": "l9", "original_sha256": sha, "master": master})
+    )
+    published, stats = publish_images("loc", loc_images, loc_made, store, [cdn], **QUIET)
+    assert stats.uploads_saved == 3 and stats.uploaded == 1
+    assert [p.shared_with for p in published[:3]] == [f"kits/estes/p00{n}" for n in range(3)]
+    assert published[3].shared_with is None and published[3].asset.public_id == "kits/loc/l9"
+    assert {k: v for k, v in fake_cloudinary.stored.items() if k in stored} == stored
+    assert len(fake_cloudinary.stored) == len(stored) + 1
+
+
+def test_where_renditions_are_files_each_vendor_keeps_its_own_copy(tmp_path):
+    """A local or S3 CDN stores renditions beside each master: another vendor's copy is
+    not borrowed (its folder may be cleaned apart), but a vendor's own repeats are."""
+    store, images, made = _prepared(tmp_path, 3)
+    _same_photo(images, made, copy=2, of=0)
+    cdn = LocalCdn(tmp_path / "cdn", None)
+    published, stats = publish_images("estes", images, made, store, [cdn], **QUIET)
+    assert stats.uploads_saved == 1 and published[2].shared_with == "kits/estes/p000"
+    loc = [i.model_copy(update={"product_id": "l0"}) for i in images[:1]]
+    loc_made = [m.model_copy(update={"product_id": "l0"}) for m in made[:1]]
+    published2, stats2 = publish_images("loc", loc, loc_made, store, [cdn], **QUIET)
+    assert stats2.uploads_saved == 0 and published2[0].asset.public_id == "kits/loc/l0"

@@ -25,7 +25,7 @@ from typing import Literal
 from pydantic import TypeAdapter, ValidationError
 
 from image_assets.cdn.base import CdnBackend, CdnError
-from image_assets.layout import cdn_folder, cdn_ledger_key
+from image_assets.layout import cdn_folder, cdn_ledger_key, cdn_ledger_prefix
 from image_assets.records import CdnAsset
 from image_assets.storage import BlobNotFound, BlobStore
 
@@ -104,6 +104,16 @@ def read_holdings(store: BlobStore, backend: CdnBackend, manufacturer: str) -> H
     except CdnError as exc:
         listed, error = None, str(exc)
     return Holdings(backend.storage, backend.ledger_name, recorded, listed, error)
+
+
+def ledger_manufacturers(store: BlobStore, ledger_name: str) -> list[str]:
+    """The manufacturers ``ledger_name`` has a ledger for."""
+    prefix = cdn_ledger_prefix(ledger_name)
+    return sorted(
+        key.removeprefix(prefix).removesuffix(".json")
+        for key in store.list(prefix)
+        if key.startswith(prefix) and key.endswith(".json") and "/" not in key[len(prefix) :]
+    )
 
 
 def read_ledger(store: BlobStore, ledger_name: str, manufacturer: str) -> dict[str, CdnAsset]:

@@ -27,7 +27,13 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from image_assets.cdn.base import CdnBackend, CdnError
-from image_assets.cdn.ledger import Holdings, read_holdings, write_ledger
+from image_assets.cdn.ledger import (
+    Holdings,
+    ledger_manufacturers,
+    read_holdings,
+    read_ledger,
+    write_ledger,
+)
 from image_assets.failures import FailureKind
 from image_assets.imaging.config import RenditionSpec
 from image_assets.layout import public_id, rendition_label, rendition_public_id
@@ -62,6 +68,7 @@ class PublishOutcome:
     fallback_reason: str | None = None  # why earlier backends did not take it, if any
     confirmed: tuple[tuple[str, CdnAsset], ...] = ()  # (ledger name, asset) held after this run
     returned_to_primary: bool = False  # held on a fallback, now published on the primary
+    bytes_saved: int = 0  # master bytes not stored again: the same bytes were held elsewhere
 
 
 @dataclass
@@ -73,6 +80,8 @@ class PublishStats:
     rendition_uploads: int = 0
     bytes_uploaded: int = 0
     returned_to_primary: int = 0
+    uploads_saved: int = 0
+    bytes_saved: int = 0
     duration: float = 0.0
     failures: Counter = field(default_factory=Counter)
     by_storage: Counter = field(default_factory=Counter)
@@ -95,6 +104,8 @@ class PublishStats:
             rendition_uploads=sum(o.rendition_uploads for o in outcomes),
             bytes_uploaded=sum(o.bytes_uploaded for o in outcomes),
             returned_to_primary=sum(o.returned_to_primary for o in outcomes),
+            uploads_saved=sum(o.published.shared_with is not None for o in outcomes),
+            bytes_saved=sum(o.bytes_saved for o in outcomes),
             duration=duration,
             failures=failure_counts(published),
             by_storage=Counter(held),
@@ -135,15 +146,30 @@ def publish_images(
             )
     chain = list(zip(backends, holdings, strict=True))
     progress = ProgressReporter(say, "uploads", len(images))
+    elsewhere = _held_elsewhere(store, backends[0], manufacturer)
 
     def one(image: ImageRecord) -> PublishOutcome:
         found = made.get((image.product_id, image.position))
-        outcome = _publish_one(manufacturer, image, found, store, chain, specs or {}, say)
+        outcome = _publish_one(
+            manufacturer, image, found, store, chain, specs or {}, say, elsewhere
+        )
         progress.advance()
         return outcome
 
+    # The same master bytes under several of this run's images (a vendor reusing one
+    # photo for several kits) are published once, for the first image by product id
+    # and position; the others point at its asset.
+    copies = _copies(images, made)
+    owners = [i for i in range(len(images)) if i not in copies]
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="publish") as pool:
-        outcomes = list(pool.map(one, images))
+        done = dict(zip(owners, pool.map(lambda i: one(images[i]), owners), strict=True))
+    for copy, owner in copies.items():
+        record = images[copy]
+        found = made[(record.product_id, record.position)]
+        done[copy] = _shared(record, found, done[owner].published) or one(record)
+        if done[copy].published.shared_with is not None:
+            progress.advance()
+    outcomes = [done[i] for i in range(len(images))]
     for backend, holding in chain:
         confirmed = [a for o in outcomes for name, a in o.confirmed if name == backend.ledger_name]
         try:
@@ -165,6 +191,64 @@ def publish_images(
         elif image.failure in CDN_FAILURES:  # download and decode failures were told already
             warn(f"image {image.position} of {image.product_id} not published: {image.reason}")
     return [o.published for o in outcomes], stats
+
+
+def _copies(
+    images: list[ImageRecord], made: Mapping[tuple[str, int], ImageRenditions]
+) -> dict[int, int]:
+    """``{index: index of the first image with the same master bytes}``."""
+    first: dict[str, int] = {}
+    copies: dict[int, int] = {}
+    for i in sorted(range(len(images)), key=lambda i: (images[i].product_id, images[i].position)):
+        image = images[i]
+        found = made.get((image.product_id, image.position))
+        if image.status != "ok" or found is None or found.status != "ok" or found.master is None:
+            continue
+        if found.master.sha256 in first:
+            copies[i] = first[found.master.sha256]
+        else:
+            first[found.master.sha256] = i
+    return copies
+
+
+def _shared(
+    image: ImageRecord, made: ImageRenditions, owner: PublishedImage
+) -> PublishOutcome | None:
+    """``image`` published as ``owner``'s asset (None when the owner failed: it then
+    goes up on its own)."""
+    if owner.status == "failed" or owner.asset is None or made.master is None:
+        return None
+    shared = PublishedImage(
+        product_id=image.product_id,
+        position=image.position,
+        status="unchanged",
+        asset=owner.asset,
+        renditions=dict(owner.renditions),
+        lqip=made.lqip,
+        blurhash=made.blurhash,
+        shared_with=owner.asset.public_id,
+    )
+    return PublishOutcome(shared, bytes_saved=made.master.bytes)
+
+
+def _held_elsewhere(
+    store: BlobStore, primary: CdnBackend, manufacturer: str
+) -> dict[str, CdnAsset]:
+    """``{sha256: asset}`` of masters the primary holds under other manufacturers'
+    folders, by their ledgers (the CDN's own upload answers). Only for CDNs that
+    transform on delivery: their renditions are URLs of the master's public id, so
+    pointing at another folder's master sends nothing; where renditions are files
+    beside the master, each folder keeps its own."""
+    if not primary.transforms_on_delivery:
+        return {}
+    found: dict[str, CdnAsset] = {}
+    for other in ledger_manufacturers(store, primary.ledger_name):
+        if other == manufacturer:
+            continue
+        for asset in read_ledger(store, primary.ledger_name, other).values():
+            if asset.sha256 and asset.format != "" and "/" in asset.public_id:
+                found.setdefault(asset.sha256, asset)
+    return found
 
 
 @dataclass
@@ -270,6 +354,7 @@ def _publish_one(
     chain: Sequence[tuple[CdnBackend, Holdings]],
     specs: Mapping[str, RenditionSpec],
     say: Say,
+    elsewhere: Mapping[str, CdnAsset] | None = None,
 ) -> PublishOutcome:
     base = {"product_id": image.product_id, "position": image.position}
     if image.status != "ok":
@@ -297,6 +382,19 @@ def _publish_one(
         sent = _Sent()
         try:
             held = _held(backend, holding, image_id, master)
+            other = (elsewhere or {}).get(master.sha256) if index == 0 else None
+            if held is None and other is not None and other.public_id != image_id:
+                shared = PublishedImage(
+                    **base,
+                    status="unchanged",
+                    asset=other,
+                    renditions=_renditions(
+                        backend, holding, store, other.public_id, made, specs, sent, other.version
+                    ),
+                    shared_with=other.public_id,
+                    **extras,
+                )
+                return PublishOutcome(shared, bytes_saved=master.bytes)
             if held is None:
                 say(
                     f"Uploading image {image.position} for product {image.product_id} "

@@ -250,6 +250,9 @@ def cdn_uploads(
         "images_failed": stats.failed,
         "fallback_uploads": stats.fallback,
         "returned_to_primary": stats.returned_to_primary,
+        # the same bytes were on the CDN under another public id: pointed at, not stored
+        "uploads_saved": stats.uploads_saved,
+        "bytes_saved": stats.bytes_saved,
         "cdn_holdings": MetadataValue.json(stats.listings),
         "rendition_uploads": stats.rendition_uploads,
         "bytes_uploaded": stats.bytes_uploaded,
