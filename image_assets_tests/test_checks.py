@@ -99,6 +99,7 @@ def test_broken_vendor_is_caught_and_blocks_downstream(demo_server, tmp_path, mo
             "cdn_urls_valid": True,
             "kits_csv_contract": True,
             "cloudinary_quota": True,  # local CDN: nothing to watch
+            "pictures_not_shared": False,  # the demo's two kits with one photo (a warning)
         }
         csv = data_dir / "raw/kits/rocketarium_kits.csv"
         before = csv.read_bytes()
