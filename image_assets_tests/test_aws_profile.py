@@ -135,6 +135,8 @@ def test_aws_profile_end_to_end(aws_profile, demo_server):
             and e.asset_check_evaluation_data.check_name == "cloudinary_quota"
         ]
         assert quota and quota[0].asset_check_evaluation_data.passed
+        readings = quota[0].asset_check_evaluation_data.metadata["quota_readings"].value
+        assert readings >= 1  # the account's readings so far feed the usage trend
     # originals and renditions live in the private images bucket, not on the CDN
     assert (
         boto3.client("s3").list_objects_v2(

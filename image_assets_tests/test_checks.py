@@ -8,7 +8,7 @@ import pytest
 import yaml
 from dagster import DagsterInstance, materialize
 
-from image_assets.catalog.quality import duplicate_ids, scraper_breakage
+from image_assets.catalog.quality import duplicate_ids, quota_trend, scraper_breakage
 from image_assets.defs.profiles import build_resources
 from image_assets.defs.vendors.assets import assets as vendor_assets
 from image_assets.defs.vendors.checks import checks
@@ -140,3 +140,20 @@ def test_scraper_check_numbers_are_comparable_across_vendors():
     assert (
         first.metadata["count_vs_previous"] is None and "9 products look healthy" in first.summary
     )
+
+
+def test_quota_trend_gives_the_rate_and_the_days_left_until_80_percent():
+    day = 86400.0
+    readings = [
+        (0.0, {"storage": 40.0, "bandwidth": 10.0}),
+        (1 * day, {"storage": 42.0, "bandwidth": 10.0}),
+        (2 * day, {"storage": 44.0, "bandwidth": 9.0}),
+        (3 * day, {"storage": 46.0}),
+    ]
+    trend = quota_trend(readings)
+    assert trend["storage"] == (2.0, 17.0)  # (80 - 46) / 2 per day
+    slope, left = trend["bandwidth"]
+    assert slope < 0 and left is None  # falling: never at this rate
+    assert quota_trend([(0.0, {"credits": 81.0}), (day, {"credits": 85.0})])["credits"][1] == 0
+    assert quota_trend([(0.0, {"storage": 1.0})]) == {}  # one reading: no trend yet
+    assert quota_trend([(0.0, {"storage": 1.0}), (30.0, {"storage": 2.0})]) == {}  # too close

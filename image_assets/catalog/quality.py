@@ -115,6 +115,34 @@ def quota_verdict(percentages: dict[str, float]) -> tuple[str, str]:
     return "ok", summary
 
 
+def quota_trend(
+    readings: list[tuple[float, dict[str, float]]], target: float = QUOTA_WARN_PERCENT
+) -> dict[str, tuple[float, float | None]]:
+    """``{usage: (percent points per day, days until target)}`` from timed readings
+    (``(unix time, {usage: percent})``), by a least-squares line through each usage's
+    readings; days is None when the usage is flat or falling, 0 when already there.
+    Needs two readings at least a minute apart; usages with fewer are left out."""
+    out: dict[str, tuple[float, float | None]] = {}
+    for key in sorted({k for _, values in readings for k in values}):
+        points = sorted((t, values[key]) for t, values in readings if key in values)
+        if len(points) < 2 or points[-1][0] - points[0][0] < 60:
+            continue
+        days = [(t - points[0][0]) / 86400 for t, _ in points]
+        level = [v for _, v in points]
+        mean_d, mean_v = sum(days) / len(days), sum(level) / len(level)
+        spread = sum((d - mean_d) ** 2 for d in days)
+        slope = sum((d - mean_d) * (v - mean_v) for d, v in zip(days, level, strict=True)) / spread
+        now = level[-1]
+        if now >= target:
+            left: float | None = 0.0
+        elif slope > 1e-9:
+            left = round((target - now) / slope, 1)
+        else:
+            left = None
+        out[key] = (round(slope, 3), left)
+    return out
+
+
 def required_fields(products: list[Product], manufacturer: str) -> Verdict:
     """Every product has a safe id, this manufacturer, and an http(s) product URL or none."""
     bad: list[str] = []

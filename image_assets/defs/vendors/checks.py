@@ -18,9 +18,11 @@ from dagster import (
 
 from image_assets.catalog.kits_csv import contract_problems, parse_csv
 from image_assets.catalog.quality import (
+    QUOTA_WARN_PERCENT,
     cdn_urls,
     duplicate_ids,
     image_failure_share,
+    quota_trend,
     quota_verdict,
     required_fields,
     scraper_breakage,
@@ -113,18 +115,38 @@ def cloudinary_quota(context: AssetCheckExecutionContext) -> AssetCheckResult:
         limit=1,
     ).records
     metadata = records[0].asset_materialization.metadata if records else {}
-    percentages = {
-        key.removeprefix("quota_").removesuffix("_percent"): float(value.value)
-        for key, value in metadata.items()
-        if key.startswith("quota_") and key.endswith("_percent") and key != "quota_max_percent"
-    }
+    percentages = _quota_percentages(metadata)
     level, summary = quota_verdict(percentages)
+    # the account's usage over its recent readings, whichever vendor's run made them
+    recent = context.instance.fetch_materializations(AssetKey("cdn_uploads"), limit=60).records
+    readings = [
+        (r.timestamp, _quota_percentages(r.asset_materialization.metadata))
+        for r in recent
+        if r.asset_materialization is not None
+    ]
+    trend = quota_trend([(t, p) for t, p in readings if p])
+    days = [left for _, left in trend.values() if left is not None]
+    if days:
+        summary += f"; {min(days):.0f} days until {QUOTA_WARN_PERCENT:.0f}% at the current rate"
     return AssetCheckResult(
         passed=level == "ok",
         severity=AssetCheckSeverity.ERROR if level == "fail" else AssetCheckSeverity.WARN,
         description=summary,
-        metadata={f"{k}_percent": v for k, v in percentages.items()},
+        metadata={
+            **{f"{k}_percent": v for k, v in percentages.items()},
+            **{f"{k}_percent_per_day": slope for k, (slope, _) in trend.items()},
+            **{f"{k}_days_to_80": left for k, (_, left) in trend.items() if left is not None},
+            "quota_readings": len([p for _, p in readings if p]),
+        },
     )
+
+
+def _quota_percentages(metadata) -> dict[str, float]:
+    return {
+        key.removeprefix("quota_").removesuffix("_percent"): float(value.value)
+        for key, value in metadata.items()
+        if key.startswith("quota_") and key.endswith("_percent") and key != "quota_max_percent"
+    }
 
 
 def _result(verdict, severity: AssetCheckSeverity = AssetCheckSeverity.ERROR) -> AssetCheckResult:
