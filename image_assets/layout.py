@@ -53,6 +53,7 @@ HttpCacheKind = Literal["pages", "images"]
 VENDOR_AUDIT_PREFIX = "audit/vendors"
 UPLOAD_AUDIT_PREFIX = "audit/uploads"
 TAGS_PREFIX = "tags/vendors"
+UPLOAD_TAGS_PREFIX = "tags/uploads"
 
 
 def page_key(manufacturer: str, url: str, role: str) -> str:
@@ -79,6 +80,11 @@ def vendor_audit_key(manufacturer: str) -> str:
 def tags_key(manufacturer: str) -> str:
     """The tag rows (hashes, colours, labels) of one manufacturer's images (a JSON list)."""
     return f"{TAGS_PREFIX}/{manufacturer}.json"
+
+
+def upload_tags_key(upload_id: str) -> str:
+    """The tag row of one upload."""
+    return f"{UPLOAD_TAGS_PREFIX}/{upload_id}.json"
 
 
 def upload_audit_key(upload_id: str) -> str:

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from image_assets.catalog.audit import audit_columns
-from image_assets.defs.catalog.assets import clean_kits, image_metadata
+from image_assets.defs.catalog.assets import clean_kits, image_metadata, image_tags_table
 from image_assets.defs.profiles import build_resources
 from image_assets.defs.uploads.assets import assets as upload_assets
 from image_assets.defs.uploads.jobs import activate_upload_job, expire_uploads_job
@@ -361,8 +361,8 @@ def test_upload_flow_end_to_end(tmp_path, demo_server):
         assert len(thumbs) == 2
 
         table = materialize(
-            [*upload_assets, *vendor_assets, clean_kits, image_metadata],
-            selection=[image_metadata],
+            [*upload_assets, *vendor_assets, clean_kits, image_metadata, image_tags_table],
+            selection=[image_metadata, image_tags_table],
             resources=resources,
             instance=instance,
         )
@@ -379,6 +379,17 @@ def test_upload_flow_end_to_end(tmp_path, demo_server):
         assert [c.name for c in schema.columns] == list(audit_columns())  # the UI's Columns
         assert mat.metadata["dagster/row_count"].value == 3
         assert plain(mat.metadata)["rows_by_status"] == {"processed": 2, "rejected": 1}
+        with duckdb.connect(str(data / "catalog.duckdb"), read_only=True) as con:
+            tags = {
+                key: (status, colour, reason)
+                for key, status, colour, reason in con.execute(
+                    "select key, status, average_colour, reason from image_tags"
+                    " where source = 'upload'"
+                ).fetchall()
+            }
+        assert tags.keys() == {r["key"] for r in rows.values()}  # one row per upload
+        assert tags[photo["key"]][0] == "ok" and tags[photo["key"]][1].startswith("#")
+        assert tags[error["key"]][0] == "failed" and "not an image" in tags[error["key"]][2]
 
         assert _activate(photo["key"], resources, instance).success
         public = data / "public" / "uploads"

@@ -18,7 +18,7 @@ import os
 import duckdb
 import pandas as pd
 
-from image_assets.layout import TAGS_PREFIX, tags_key
+from image_assets.layout import TAGS_PREFIX, UPLOAD_TAGS_PREFIX, tags_key, upload_tags_key
 from image_assets.records import TagRow
 from image_assets.storage import BlobStore
 
@@ -32,10 +32,21 @@ def save_tag_rows(raw: BlobStore, manufacturer: str, rows: list[TagRow]) -> str:
     return key
 
 
+def save_upload_tag_row(raw: BlobStore, row: TagRow) -> str:
+    """One upload's tag row (its key is the upload id)."""
+    key = upload_tags_key(row.key)
+    raw.put(key, row.model_dump_json().encode(), "application/json")
+    return key
+
+
 def load_tag_rows(raw: BlobStore) -> list[TagRow]:
+    """Every tag row: vendor images, then uploads."""
     rows: list[TagRow] = []
     for key in sorted(raw.list(TAGS_PREFIX)):
         rows.extend(TagRow.model_validate(r) for r in json.loads(raw.get(key)))
+    rows.extend(
+        TagRow.model_validate_json(raw.get(key)) for key in sorted(raw.list(UPLOAD_TAGS_PREFIX))
+    )
     return rows
 
 

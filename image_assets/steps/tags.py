@@ -49,25 +49,30 @@ def tag_source(made: ImageRenditions) -> RenditionFile | None:
 
 
 def tag_images(
-    manufacturer: str,
+    manufacturer: str | None,
     made: Iterable[ImageRenditions],
     images: BlobStore,
     tagger: Tagger | None,
     say: Callable[[str], None] = lambda line: None,
 ) -> tuple[list[TagRow], TagStats]:
-    """One :class:`TagRow` per image, in the order given."""
+    """One :class:`TagRow` per image, in the order given. ``manufacturer`` None: the
+    images are uploads, keyed by upload id (their ``product_id``), as in the audit."""
     rows: list[TagRow] = []
     stats = TagStats()
     failures_in_a_row = 0
     given_up: str | None = None
     for item in made:
         stats.images += 1
-        base = {
-            "key": f"{manufacturer}/{item.product_id}/{item.position}",
-            "manufacturer": manufacturer,
-            "product_id": item.product_id,
-            "position": item.position,
-        }
+        base: dict = (
+            {
+                "key": f"{manufacturer}/{item.product_id}/{item.position}",
+                "manufacturer": manufacturer,
+                "product_id": item.product_id,
+                "position": item.position,
+            }
+            if manufacturer is not None
+            else {"key": item.product_id, "source": "upload"}
+        )
         source = tag_source(item) if item.status == "ok" else None
         if source is None:
             stats.failed += 1

@@ -97,7 +97,7 @@ def image_metadata(storage: StorageResource, catalog: CatalogResource) -> Materi
 
 
 @asset(
-    deps=["image_tags"],
+    deps=["image_tags", "upload_renditions"],
     group_name=GROUP,
     kinds={"duckdb"},
     pool=DUCKDB_POOL,

@@ -15,10 +15,13 @@ from typing import Any
 
 from dagster import AssetExecutionContext, BackfillPolicy, Failure, Output, asset
 
+from image_assets.catalog.tags_table import save_upload_tag_row
 from image_assets.defs.metadata import counts_table
-from image_assets.defs.resources import RenditionsResource, StorageResource
+from image_assets.defs.resources import RenditionsResource, StorageResource, TaggerResource
 from image_assets.defs.uploads.partitions import uploads_partitions
 from image_assets.defs.uploads.resources import UploadsResource
+from image_assets.records import TagRow
+from image_assets.steps.tags import tag_images
 from image_assets.uploads.lifecycle import ProcessOptions, UploadError, examine, render
 
 # single-run backfill policies are what batch uploads; Dagster 1.13 still marks the
@@ -94,6 +97,7 @@ def upload_renditions(
     uploads: UploadsResource,
     storage: StorageResource,
     renditions_config: RenditionsResource,
+    tagger: TaggerResource,
     uploaded_images: dict,
 ) -> Output[dict]:
     options = _options(uploads, renditions_config)
@@ -111,11 +115,24 @@ def upload_renditions(
         for upload_id, m in manifests.items()
     }
     made = sum(len(m.renditions.renditions) for m in manifests.values() if m.renditions)
+    stores = uploads.stores(storage)
+    rendered = [m.renditions for m in manifests.values() if m.renditions is not None]
+    rows, tag_stats = tag_images(
+        None, rendered, stores.private, tagger.tagger(), context.log.warning
+    )
+    rows += [  # refused uploads keep a row too, with why
+        TagRow(key=upload_id, source="upload", status="failed", reason=m.record.reason or "refused")
+        for upload_id, m in manifests.items()
+        if m.renditions is None and m.record.status == "rejected"
+    ]
+    for row in rows:
+        save_upload_tag_row(stores.raw, row)
     return Output(
         values,
         metadata={
             "uploads": len(values),
             "rendition_files": made,
+            "images_tagged": tag_stats.tagged,
             "statuses": counts_table(
                 _counts([m.record.status for m in manifests.values()]), "status", "uploads"
             ),
