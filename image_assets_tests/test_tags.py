@@ -4,9 +4,12 @@ image or the tagger is bad."""
 
 from __future__ import annotations
 
+import http.server
 import io
 import itertools
+import json
 import random
+import threading
 
 import boto3
 import pytest
@@ -241,3 +244,58 @@ def test_hashes_of_many_random_pictures_are_spread(tmp_path):
     rng = random.Random(7)
     hashes = [fingerprint(_photo(f"spread-{rng.random()}", (320, 240))).phash for _ in range(12)]
     assert len(set(hashes)) == 12
+
+
+class _Throttling(http.server.BaseHTTPRequestHandler):
+    """Rekognition's JSON protocol: ``throttle`` answers of ThrottlingException (HTTP 400,
+    the service's own code for it), then DetectLabels answers."""
+
+    throttle = 0
+    calls: list[str] = []
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        target = self.headers.get("X-Amz-Target", "")
+        type(self).calls.append(target)
+        assert target == "RekognitionService.DetectLabels" and json.loads(body)["Image"]["Bytes"]
+        if len(type(self).calls) <= type(self).throttle:
+            status, answer = 400, {"__type": "ThrottlingException", "message": "Rate exceeded"}
+        else:
+            status, answer = 200, {"Labels": [{"Name": "Rocket", "Confidence": 91.26}]}
+        data = json.dumps(answer).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/x-amz-json-1.1")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.parametrize(("throttle", "labelled"), [(1, True), (5, False)])
+def test_rekognition_throttling_is_retried_then_marked_unavailable(aws_env, throttle, labelled):
+    from botocore.config import Config
+
+    _Throttling.throttle, _Throttling.calls = throttle, []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Throttling)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        client = boto3.client(
+            "rekognition",
+            endpoint_url=f"http://127.0.0.1:{server.server_address[1]}",
+            config=Config(retries={"mode": "standard", "max_attempts": 3}),
+        )
+        tagger = RekognitionTagger(client)
+        if labelled:
+            assert tagger.labels(b"\xff\xd8\xff\xd9") == [
+                ImageLabel(name="Rocket", confidence=91.3)
+            ]
+            assert len(_Throttling.calls) == 2  # throttled once, retried by the client
+        else:
+            with pytest.raises(TaggerUnavailable, match="rekognition: ThrottlingException"):
+                tagger.labels(b"\xff\xd8\xff\xd9")
+            assert 2 <= len(_Throttling.calls) < 5  # retried by the client, then unavailable
+    finally:
+        server.shutdown()
+        server.server_close()
