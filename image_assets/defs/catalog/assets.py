@@ -29,6 +29,14 @@ from image_assets.storage import BlobNotFound
 
 GROUP = "catalog"
 DUCKDB_POOL = "duckdb_writer"
+# Eager, except that it does not wait for upstream partitions that are missing: an
+# upload partition that failed (or a vendor not materialized yet) may never exist, and
+# the tables over every image must still follow every one that was processed.
+FOLLOWS_EVERY_PROCESSED_IMAGE = (
+    AutomationCondition.eager()
+    .without(~AutomationCondition.any_deps_missing())
+    .with_label("eager (missing upstream partitions allowed)")
+)
 
 
 @asset(
@@ -75,12 +83,7 @@ def clean_kits(
     group_name=GROUP,
     kinds={"duckdb"},
     pool=DUCKDB_POOL,
-    # eager, except that it does not wait for upstream partitions that are missing: an
-    # upload partition that failed (or a vendor not materialized yet) may never exist,
-    # and the table must still follow every upload that was processed
-    automation_condition=AutomationCondition.eager()
-    .without(~AutomationCondition.any_deps_missing())
-    .with_label("eager (missing upstream partitions allowed)"),
+    automation_condition=FOLLOWS_EVERY_PROCESSED_IMAGE,
     description="DuckDB table image_metadata: one audit row per processed image, uploads and vendor images alike.",
 )
 def image_metadata(storage: StorageResource, catalog: CatalogResource) -> MaterializeResult:
@@ -101,9 +104,7 @@ def image_metadata(storage: StorageResource, catalog: CatalogResource) -> Materi
     group_name=GROUP,
     kinds={"duckdb"},
     pool=DUCKDB_POOL,
-    automation_condition=AutomationCondition.eager()
-    .without(~AutomationCondition.any_deps_missing())
-    .with_label("eager (missing upstream partitions allowed)"),
+    automation_condition=FOLLOWS_EVERY_PROCESSED_IMAGE,
     description="DuckDB table image_tags: hashes, colours and labels of every image, keyed "
     "like image_metadata; joins clean_kits on (manufacturer, product_id). Its metadata "
     "lists pictures shared across vendors.",
