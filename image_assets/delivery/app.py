@@ -31,6 +31,7 @@ import logging
 import os
 import re
 import secrets
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -268,6 +269,18 @@ def create_app(settings: DeliverySettings) -> ASGIApp:
             return _text(exc.status, str(exc))
         return JSONResponse({"name": name, "bytes": stored}, status_code=201)
 
+    uploads_seen: dict[str, Any] = {"at": 0.0, "ids": []}
+    uploads_lock = threading.Lock()
+
+    def newest_uploads() -> list[str]:
+        """The activated uploads, listed at most every 10 s (a bucket listing per page
+        view would cost more than the page)."""
+        with uploads_lock:
+            if time.monotonic() - uploads_seen["at"] > 10:
+                uploads_seen["ids"] = activated_uploads(settings.activated)
+                uploads_seen["at"] = time.monotonic()
+            return list(uploads_seen["ids"])
+
     async def gallery(request: Request) -> Response:
         if settings.catalog is None:
             return _text(404, "no catalog configured")
@@ -279,7 +292,7 @@ def create_app(settings: DeliverySettings) -> ASGIApp:
                 list(settings.rendition_specs),
                 query=request.query_params.get("q", "")[:200],
                 manufacturer=request.query_params.get("m", "")[:200],
-                uploads=activated_uploads(settings.activated),
+                uploads=newest_uploads(),
             )
 
         return HTMLResponse(await run_in_threadpool(build), headers={"Cache-Control": "no-cache"})

@@ -52,6 +52,7 @@ class ImageInfo:
     mode: str
     frames: int
     orientation: int
+    icc_profile: bool = False  # an embedded colour profile (converted to sRGB on decode)
 
 
 def _sniff_non_image(data: bytes) -> str | None:
@@ -107,6 +108,7 @@ def probe(data: bytes, limits: DecodeLimits = DecodeLimits()) -> ImageInfo:
         mode=img.mode,
         frames=getattr(img, "n_frames", 1),
         orientation=orientation if 1 <= orientation <= 8 else 1,
+        icc_profile=bool(img.info.get("icc_profile")),
     )
 
 
@@ -172,9 +174,8 @@ def decode(
         and size != oriented
     ):
         check_complete(data, info)
-        has_icc = _has_icc_profile(data)
         try:
-            return shrink_jpeg(data, size, has_icc), info
+            return shrink_jpeg(data, size, info.icc_profile), info
         except ShrinkFailed as exc:
             raise ImageRefused(f"corrupt or truncated image: {exc}", FailureKind.CORRUPT) from None
     try:
@@ -192,12 +193,6 @@ def decode(
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageRefused(f"corrupt or truncated image: {exc}", FailureKind.CORRUPT) from None
     return normalize(img), info
-
-
-def _has_icc_profile(data: bytes) -> bool:
-    """Whether the JPEG carries an ICC profile (header only, no pixels)."""
-    with Image.open(io.BytesIO(data), formats=["JPEG"]) as img:
-        return bool(img.info.get("icc_profile"))
 
 
 def normalize(img: Image.Image) -> Image.Image:
