@@ -96,9 +96,14 @@ def _csv(bucket: str, vendor: str) -> list[dict]:
     return parse_csv(body)
 
 
-def test_aws_profile_end_to_end(aws_profile, demo_server):
+def test_aws_profile_end_to_end(aws_profile, demo_server, monkeypatch):
+    monkeypatch.setenv("IMAGE_ASSETS_TAGGER", "rekognition")  # labels from moto's Rekognition
     runs, logs = _run_all(aws_profile["tmp"])
     assert all(r.success for r in runs)
+    for run in runs[: len(VENDORS)]:
+        (tags,) = run.asset_materializations_for_node("image_tags")
+        assert plain(tags.metadata)["tagger"] == "rekognition"
+        assert set(plain(tags.metadata)["labels"]) == {"ok"}  # every rendered image labelled
     cloud = aws_profile["cloudinary"]
     total = 0
     for vendor, run in zip(VENDORS, runs, strict=False):

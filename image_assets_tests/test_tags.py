@@ -299,3 +299,27 @@ def test_rekognition_throttling_is_retried_then_marked_unavailable(aws_env, thro
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_the_tagger_setting_picks_rekognition_and_refuses_what_it_does_not_know(
+    aws_env, tmp_path, monkeypatch
+):
+    from pydantic import ValidationError
+
+    from image_assets.defs.profiles import build_resources
+
+    monkeypatch.delenv("IMAGE_ASSETS_TAGGER", raising=False)
+
+    def configured():  # as Dagster resolves it in a run (EnvVars read then)
+        return build_resources(str(tmp_path))["tagger"].process_config_and_initialize()
+
+    assert configured().tagger() is None  # hashes and colours only
+    monkeypatch.setenv("IMAGE_ASSETS_TAGGER", "rekognition")
+    tagger = configured().tagger()
+    assert isinstance(tagger, RekognitionTagger)
+    jpeg = io.BytesIO()
+    _photo("setting").save(jpeg, "JPEG")
+    assert tagger.labels(jpeg.getvalue())  # through the moto server (AWS_ENDPOINT_URL)
+    monkeypatch.setenv("IMAGE_ASSETS_TAGGER", "clip")
+    with pytest.raises(ValidationError, match="rekognition"):
+        build_resources(str(tmp_path))

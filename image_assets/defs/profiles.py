@@ -72,7 +72,9 @@ def _common(root: Path, storage: StorageResource) -> dict[str, object]:
         "registry": VendorRegistryResource(path=env_or("IMAGE_ASSETS_REGISTRY", "")),
         "renditions_config": RenditionsResource(),
         "tagger": TaggerResource(
-            kind=env_or("IMAGE_ASSETS_TAGGER", "none"),  # type: ignore[arg-type]
+            # a plain value, checked when the definitions load (an EnvVar would only be
+            # read in the run, and a Literal field cannot take one)
+            kind=os.environ.get("IMAGE_ASSETS_TAGGER") or "none",  # type: ignore[arg-type]
             region_name=env_or("AWS_REGION", "us-east-1"),
             endpoint_url=env_or("AWS_ENDPOINT_URL", ""),
         ),
