@@ -81,6 +81,16 @@ def test_make_demo_twice_second_run_is_free(tmp_path):
         assert all(vendor in shown.stdout for vendor in ("estes", "loc", "rocketarium"))
         if "image_tags" in query:  # every picture's colours, per product
             assert "average_colour" in shown.stdout and re.search(r"#[0-9a-f]{6}", shown.stdout)
+            with duckdb.connect(
+                str(tmp_path / "work" / ".data" / "catalog.duckdb"), read_only=True
+            ) as con:
+                pictured = [
+                    pid
+                    for (pid,) in con.execute(
+                        "select product_id from clean_kits where image_count > 0"
+                    ).fetchall()
+                ]
+            assert pictured and all(f" {pid} " in shown.stdout for pid in pictured)
         else:
             assert "imageSrc" in shown.stdout
 

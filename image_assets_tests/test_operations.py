@@ -62,6 +62,7 @@ def test_catalog_follows_the_vendors_and_network_assets_retry():
     assert catalog_automation.asset_selection.resolve(graph) == {
         AssetKey("clean_kits"),
         AssetKey("image_metadata"),
+        AssetKey("image_tags_table"),
     }
     job = defs.resolve_job_def("vendor_catalog_job")
     for name in ("vendor_pages", "product_images", "cdn_uploads"):
