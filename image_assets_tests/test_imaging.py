@@ -349,3 +349,15 @@ def test_shrink_on_load_returns_exactly_the_size_asked(width, height, orientatio
     assert img.mode == "RGB"
     assert img.size == (wanted if wanted != oriented else oriented)
     assert info.orientation == orientation
+
+
+def test_libvips_loads_only_where_jpegs_are_shrunk():
+    """The code location (code server, sensors) imports decode but never loads libvips."""
+    import subprocess
+    import sys
+
+    probe_code = "import sys, image_assets.definitions; print('pyvips' in sys.modules)"
+    shown = subprocess.run(
+        [sys.executable, "-c", probe_code], capture_output=True, text=True, timeout=120
+    )
+    assert shown.stdout.strip() == "False", shown.stderr[-2000:]

@@ -19,7 +19,6 @@ from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from image_assets.failures import FailureKind
 from image_assets.formats import READABLE_PILLOW_FORMATS
-from image_assets.imaging.shrink import ShrinkFailed, shrink_jpeg
 
 # Decoders Pillow may try, by content; MPO (multi-picture JPEG) comes out of the JPEG decoder.
 OPEN_FORMATS = READABLE_PILLOW_FORMATS
@@ -174,6 +173,10 @@ def decode(
         and size != oriented
     ):
         check_complete(data, info)
+        # imported here: libvips (about 12 MB) loads only in processes that shrink
+        # JPEGs, not in the code server or sensors that merely import this module
+        from image_assets.imaging.shrink import ShrinkFailed, shrink_jpeg
+
         try:
             return shrink_jpeg(data, size, info.icc_profile), info
         except ShrinkFailed as exc:

@@ -246,7 +246,7 @@ def _held_elsewhere(
         if other == manufacturer:
             continue
         for asset in read_ledger(store, primary.ledger_name, other).values():
-            if asset.sha256 and asset.format != "" and "/" in asset.public_id:
+            if asset.sha256:  # listed-only entries carry none: nothing to match on
                 found.setdefault(asset.sha256, asset)
     return found
 
