@@ -412,6 +412,48 @@ def test_workers_fix_the_mmap_threshold_unless_the_environment_sets_it(monkeypat
     assert return_image_buffers_to_the_system() is (sys.platform == "linux")
 
 
+_WORKER_MODULES = """
+import sys
+from starlette.testclient import TestClient
+from image_assets.delivery.server import app_from_env
+
+client = TestClient(app_from_env())
+for path in sys.argv[1:]:
+    assert client.get(path).status_code == 200, path
+print(" ".join(m for m in ("duckdb", "cloudinary", "pyvips") if m in sys.modules))
+"""
+
+
+def test_a_worker_serves_images_without_duckdb_or_the_cloudinary_sdk(tmp_path):
+    """They cost a worker about 23 and 11 MB; serving images needs neither, the
+    gallery loads duckdb when it reads the catalog."""
+    cdn = SelfCdn(LocalBlobStore(tmp_path / "cdn"), "http://127.0.0.1:8090")
+    photo = render_image(ImageSpec("modules", 1200, 900))
+    cdn.upload(photo, MASTER, format="jpeg", sha256="c" * 64, width=1200, height=900)
+    import duckdb
+
+    duckdb.connect(str(tmp_path / "catalog.duckdb")).close()  # a catalog before its first run
+    activated = tmp_path / "public" / "uploads" / ACTIVATED
+    activated.mkdir(parents=True)
+    (activated / "master.jpg").write_bytes(photo)
+    env = {**os.environ, "IMAGE_ASSETS_PROFILE": "local", "IMAGE_ASSETS_DATA_DIR": str(tmp_path)}
+    env.pop("IMAGE_ASSETS_DELIVERY_SECRET", None)
+
+    def loaded(*paths: str) -> list[str]:
+        done = subprocess.run(
+            [sys.executable, "-c", _WORKER_MODULES, *paths],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout.splitlines()[-1].split()  # after the request log lines
+
+    assert loaded(f"/image/upload/c_limit,w_400/{MASTER}.webp") == ["pyvips"]
+    assert "duckdb" in loaded("/gallery")  # it does read the catalog
+
+
 def test_a_wrong_setting_ends_serve_with_one_line_not_a_restart_loop(tmp_path):
     env = {
         **os.environ,
@@ -623,3 +665,19 @@ def test_the_gallery_lists_activated_uploads_with_thumbnails_that_open(service):
     assert (
         httpx.get(f"{service['base']}/", follow_redirects=False).headers["location"] == "/gallery"
     )
+
+
+def test_a_record_without_its_master_is_not_served(tmp_path):
+    """The image service reads the record and the master without a separate
+    existence check: a master gone from under its record is still a 404 (KeyError)."""
+    store = LocalBlobStore(tmp_path / "cdn")
+    cdn = SelfCdn(store, "http://127.0.0.1:8090")
+    photo = render_image(ImageSpec("gone", 300, 200))
+    cdn.upload(photo, MASTER, format="jpeg", sha256="d" * 64, width=300, height=200)
+    asset, data = cdn.read(MASTER)
+    assert (asset.sha256, data) == ("d" * 64, photo)
+    store.delete(f"{MASTER}.jpg")
+    with pytest.raises(KeyError):
+        cdn.read(MASTER)
+    with pytest.raises(KeyError):
+        cdn.read("kits/estes/never-uploaded")

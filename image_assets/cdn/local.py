@@ -69,11 +69,8 @@ class StoredCdn:
 
     def lookup(self, public_id: str, format: str | None = None) -> CdnAsset | None:
         """The held asset, its URLs made now (a changed base URL needs no re-upload)."""
-        try:
-            asset = CdnAsset.model_validate(json.loads(self.store.get(self._meta_key(public_id))))
-        except (BlobNotFound, ValueError):
-            return None
-        if not self.store.exists(cdn_object_key(public_id, asset.format)):
+        asset = self._record(public_id)
+        if asset is None or not self.store.exists(cdn_object_key(public_id, asset.format)):
             return None
         url = self.asset_url(public_id, asset.format, asset.version)
         return asset.model_copy(
@@ -81,11 +78,24 @@ class StoredCdn:
         )
 
     def read(self, public_id: str) -> tuple[CdnAsset, bytes]:
-        """The held asset and its bytes; ``KeyError`` when nothing is held."""
-        asset = self.lookup(public_id)
+        """The held record (URLs as stored) and its bytes; ``KeyError`` when nothing is held.
+
+        The image service's path: one record read and one object read, no URL made
+        (so no SDK loaded) and no separate existence check.
+        """
+        asset = self._record(public_id)
         if asset is None:
             raise KeyError(public_id)
-        return asset, self.store.get(cdn_object_key(public_id, asset.format))
+        try:
+            return asset, self.store.get(cdn_object_key(public_id, asset.format))
+        except BlobNotFound:
+            raise KeyError(public_id) from None
+
+    def _record(self, public_id: str) -> CdnAsset | None:
+        try:
+            return CdnAsset.model_validate(json.loads(self.store.get(self._meta_key(public_id))))
+        except (BlobNotFound, ValueError):
+            return None
 
     def inventory(self, prefix: str) -> dict[str, CdnAsset]:
         """The records under ``prefix`` whose file is there (no network for a folder)."""

@@ -14,9 +14,6 @@ from __future__ import annotations
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-import cloudinary.utils
-
-from image_assets.cdn.cloudinary import transformation_options
 from image_assets.cdn.local import StoredCdn
 from image_assets.formats import image_format
 from image_assets.layout import sanitize_id
@@ -73,6 +70,8 @@ class SelfCdn(StoredCdn):
         return options
 
     def asset_url(self, public_id: str, fmt: str, version: int | None) -> str:
+        import cloudinary.utils  # here: the image service's workers only read masters (11 MB)
+
         url, _ = cloudinary.utils.cloudinary_url(
             public_id,
             format=image_format(fmt).cloudinary_name,
@@ -93,6 +92,10 @@ class SelfCdn(StoredCdn):
         version: int | None = None,
     ) -> str:
         """A transformation URL built by the SDK, signed when the service has a secret."""
+        import cloudinary.utils
+
+        from image_assets.cdn.cloudinary import transformation_options
+
         options = transformation_options(
             width=width, height=height, crop=crop, format=format, quality=quality
         )

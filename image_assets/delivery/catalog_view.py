@@ -15,8 +15,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import duckdb
-
 from image_assets.storage import BlobStore
 
 
@@ -88,6 +86,8 @@ def read_catalog(db_path: Path) -> Catalog:
     """Every product of ``clean_kits`` with its images and failed images (read-only)."""
     if not db_path.exists():
         return Catalog([], time.time(), missing=True)
+    import duckdb  # here, not at the top: only the gallery reads the catalog (23 MB per worker)
+
     with duckdb.connect(str(db_path), read_only=True) as con:
         tables = {
             row[0] for row in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()
@@ -150,6 +150,8 @@ class CatalogReader:
         with self._lock:
             if self._last is not None and time.time() - self._last.read_at < self.max_age:
                 return self._last
+            import duckdb
+
             try:
                 self._last = read_catalog(self.db_path)
             except duckdb.Error:
