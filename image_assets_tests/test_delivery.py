@@ -7,6 +7,7 @@ import hashlib
 import http.client
 import io
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -452,6 +453,166 @@ def test_a_worker_serves_images_without_duckdb_or_the_cloudinary_sdk(tmp_path):
 
     assert loaded(f"/image/upload/c_limit,w_400/{MASTER}.webp") == ["pyvips"]
     assert "duckdb" in loaded("/gallery")  # it does read the catalog
+
+
+@pytest.mark.parametrize(
+    ("given", "merged"),
+    [
+        ("", "glibc.malloc.hugetlb=1"),
+        ("glibc.malloc.arena_max=2", "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1"),
+        ("glibc.malloc.hugetlb=0", "glibc.malloc.hugetlb=0"),
+        (
+            "glibc.malloc.hugetlb=2:glibc.malloc.arena_max=2",
+            "glibc.malloc.hugetlb=2:glibc.malloc.arena_max=2",
+        ),
+    ],
+)
+def test_huge_pages_join_the_operators_tunables_without_overriding_them(given, merged):
+    from image_assets.delivery.supervisor import with_huge_pages
+
+    assert with_huge_pages(given) == merged
+
+
+def _environment(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(item.decode().split("=", 1) for item in raw if b"=" in item)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
+def test_serve_starts_its_workers_with_huge_pages_unless_told_otherwise(tmp_path):
+    import psutil
+
+    for operators, expected in (
+        (None, "glibc.malloc.hugetlb=1"),
+        ("glibc.malloc.hugetlb=0", "glibc.malloc.hugetlb=0"),
+    ):
+        env = {
+            **os.environ,
+            "IMAGE_ASSETS_PROFILE": "local",
+            "IMAGE_ASSETS_DATA_DIR": str(tmp_path),
+        }
+        env.pop("GLIBC_TUNABLES", None)
+        env.pop("IMAGE_ASSETS_DELIVERY_SECRET", None)
+        if operators is not None:
+            env["GLIBC_TUNABLES"] = operators
+        port = free_port()
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "image_assets.cli",
+                "serve",
+                "--port",
+                str(port),
+                "--workers",
+                "2",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_until_up(f"http://127.0.0.1:{port}/healthz", process)
+            workers = [
+                child
+                for child in psutil.Process(process.pid).children(recursive=True)
+                if "image_assets.delivery.worker" in child.cmdline()
+            ]
+            assert len(workers) == 2
+            for worker in workers:
+                assert _environment(worker.pid)["GLIBC_TUNABLES"] == expected
+        finally:
+            process.terminate()
+            process.wait(timeout=20)
+
+
+def _serve(tmp_path: Path, port: int, workers: int = 2, **popen) -> subprocess.Popen:
+    env = {**os.environ, "IMAGE_ASSETS_PROFILE": "local", "IMAGE_ASSETS_DATA_DIR": str(tmp_path)}
+    env.pop("IMAGE_ASSETS_DELIVERY_SECRET", None)
+    command = ["serve", "--port", str(port), "--workers", str(workers)]
+    return subprocess.Popen([sys.executable, "-m", "image_assets.cli", *command], env=env, **popen)
+
+
+def _workers(pid: int) -> list:
+    import psutil
+
+    found = []
+    for child in psutil.Process(pid).children():
+        try:
+            if "image_assets.delivery.worker" in child.cmdline():
+                found.append(child)
+        except psutil.Error:  # a dead worker not reaped yet
+            pass
+    return found
+
+
+def _gone(processes: list, seconds: float = 20) -> bool:
+    import psutil
+
+    _, alive = psutil.wait_procs(processes, timeout=seconds)
+    return not alive
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the workers follow the supervisor by prctl")
+def test_the_supervisor_replaces_a_dead_worker_and_takes_every_worker_with_it(tmp_path):
+    """A worker killed outright is replaced and the service answers on; SIGTERM stops
+    the supervisor and its workers (exit 0); if the supervisor itself is killed
+    with SIGKILL, its workers stop too instead of serving on alone."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    process = _serve(tmp_path, port, stderr=subprocess.PIPE, text=True)
+    wait_until_up(f"{base}/healthz", process)
+    first = _workers(process.pid)
+    assert len(first) == 2
+    first[0].kill()
+    deadline = time.monotonic() + 30
+    while {w.pid for w in _workers(process.pid)} & {first[0].pid} or len(_workers(process.pid)) < 2:
+        assert time.monotonic() < deadline, "the dead worker was not replaced"
+        time.sleep(0.2)
+    for _ in range(6):  # both workers answer (connections land on either)
+        assert httpx.get(f"{base}/healthz", headers={"Connection": "close"}).status_code == 200
+    workers = _workers(process.pid)
+    process.terminate()
+    assert process.wait(timeout=40) == 0
+    assert _gone(workers)
+    assert f"worker {first[0].pid} exited with -9; starting another" in process.stderr.read()
+
+    port = free_port()
+    process = _serve(tmp_path, port, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_until_up(f"http://127.0.0.1:{port}/healthz", process)
+    workers = _workers(process.pid)
+    assert len(workers) == 2
+    process.kill()
+    process.wait(timeout=10)
+    assert _gone(workers), "workers went on serving after their supervisor was killed"
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_on_a_busy_port_is_one_line_and_exit_2(tmp_path, workers):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "image_assets.cli",
+                "serve",
+                "--port",
+                str(port),
+                "--workers",
+                "2",
+            ],
+            env={**os.environ, "IMAGE_ASSETS_DATA_DIR": str(tmp_path)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"error: cannot serve on 127.0.0.1:{port} (Address already in use)"
+    ]
 
 
 def test_a_wrong_setting_ends_serve_with_one_line_not_a_restart_loop(tmp_path):
