@@ -1,23 +1,28 @@
 """On-the-fly delivery: image-assets serve vs thumbor 7.8, side by side, on 127.0.0.1.
 
-Both serve the same 12 MP JPEG originals with the same worker count and no result
-storage (a CDN in front would cache); the requests are equivalent:
+Both serve the same 12 MP JPEG originals (``--content``: ``natural``, a photograph's
+statistics, or ``photo-like``, smooth shapes, the worst case for a low WebP
+effort; see ``sample_images``) with the same worker count and no result storage
+(a CDN in front would cache); the requests are equivalent:
 300x300 fill, 800 wide limit, 1600 wide limit, WebP q80. Every request is for a
 distinct (image, size) pair repeated round-robin, so nothing is served from a
 cache of earlier answers. Measured at concurrency 1 and 8, bounded in count and
 time: requests/s, p50/p95 latency, peak RSS of each server's process tree, and
-output bytes per size; ratios printed last.
+output bytes per size, and what the bytes buy: the PSNR of each side's answers
+against a Lanczos resize of the fully decoded original (the first three images);
+ratios printed last.
 
-    python3 -m venv .venv-thumbor && .venv-thumbor/bin/pip install thumbor==7.8.0
+    make thumbor   # thumbor 7.8 in .venv-thumbor, hash-locked
     .venv/bin/python benchmarks/delivery.py --thumbor .venv-thumbor/bin/thumbor
 
-psutil comes with `make install` (the dev extra); thumbor with `make thumbor`.
+psutil comes with `make install` (the dev extra).
 """
 
 from __future__ import annotations
 
 import argparse
 import concurrent.futures as cf
+import io
 import os
 import socket
 import statistics
@@ -32,10 +37,15 @@ import httpx
 import psutil
 
 sys.path.insert(0, str(Path(__file__).parent))
-from renditions import photo_like
+from PIL import Image, ImageOps
+from renditions import psnr
+from sample_images import natural, photo_like
 
 from image_assets.cdn.service import SelfCdn
+from image_assets.imaging.encoding import DEFAULT_WEBP_EFFORT
 from image_assets.storage import LocalBlobStore
+
+CONTENT = {"natural": natural, "photo-like": photo_like}
 
 SIZES = {
     "300x300 fill": ("c_fill,f_webp,h_300,q_80,w_300", "300x300/filters:format(webp):quality(80)"),
@@ -125,6 +135,20 @@ def load(urls: list[str], concurrency: int, seconds: float) -> dict:
     }
 
 
+def quality(originals: dict[str, bytes], urls: dict[str, str]) -> dict[str, float]:
+    """Mean PSNR per size of the answers at ``urls`` (``{label: url with {i}}``) against
+    a Lanczos resize of each fully decoded original to the answer's size."""
+    scores: dict[str, list[float]] = {}
+    for i, data in originals.items():
+        full = Image.open(io.BytesIO(data)).convert("RGB")
+        for label, url in urls.items():
+            answer = httpx.get(url.format(i=i), headers={"Accept": "image/webp"}, timeout=60)
+            got = Image.open(io.BytesIO(answer.content)).convert("RGB")
+            reference = ImageOps.fit(full, got.size, Image.Resampling.LANCZOS)
+            scores.setdefault(label, []).append(psnr(got, reference))
+    return {label: statistics.mean(values) for label, values in scores.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=int, default=12)
@@ -132,12 +156,14 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=120, help="time bound per run")
     parser.add_argument("--workers", type=int, default=2, help="server processes, both sides")
     parser.add_argument("--thumbor", default="thumbor", help="the thumbor executable")
+    parser.add_argument("--content", choices=sorted(CONTENT), default="natural")
     parser.add_argument(
         "--webp-effort",
         type=int,
-        default=4,
+        default=DEFAULT_WEBP_EFFORT,
         choices=range(7),
-        help="our IMAGE_ASSETS_DELIVERY_WEBP_EFFORT (thumbor stays at Pillow's 4)",
+        help="our IMAGE_ASSETS_DELIVERY_WEBP_EFFORT, default the service's"
+        " (thumbor stays at Pillow's 4)",
     )
     args = parser.parse_args()
 
@@ -145,14 +171,18 @@ def main() -> None:
     originals = work / "originals"
     originals.mkdir()
     cdn = SelfCdn(LocalBlobStore(work / "data" / "cdn"), "http://127.0.0.1:1")
+    sampled: dict[str, bytes] = {}
     for i in range(args.images):
-        data = photo_like(i)
+        data = CONTENT[args.content](i)
+        if i < 3:
+            sampled[str(i)] = data
         (originals / f"img{i}.jpg").write_bytes(data)
         cdn.upload(
             data, f"kits/bench/img{i}", format="jpeg", sha256=str(i), width=4000, height=3000
         )
     print(
-        f"{args.images} JPEGs 4000x3000; {args.workers} worker processes each; WebP q80;"
+        f"{args.images} {args.content} JPEGs 4000x3000; {args.workers} worker processes each;"
+        " WebP q80;"
         f" our WebP effort {args.webp_effort}, thumbor's 4",
         flush=True,
     )
@@ -246,10 +276,26 @@ def main() -> None:
                 f"  ratios c={concurrency}: {a['per_s'] / b['per_s']:.2f}x req/s, p95 {a['p95_ms'] / b['p95_ms']:.2f}x,"
                 f" peak RSS {a['rss_mb'] / b['rss_mb']:.2f}x"
             )
+        ours_q = quality(
+            sampled,
+            {
+                label: f"http://127.0.0.1:{ours_port}/image/upload/{t}/kits/bench/img{{i}}.jpg"
+                for label, (t, _) in SIZES.items()
+            },
+        )
+        thumbor_q = quality(
+            sampled,
+            {
+                label: f"http://127.0.0.1:{thumbor_port}/unsafe/{t}/img{{i}}.jpg"
+                for label, (_, t) in SIZES.items()
+            },
+        )
         a, b = results[("image-assets", 8)], results[("thumbor", 8)]
         for label in SIZES:
             print(
-                f"  bytes {label:13s} {a['bytes'][label]:9.0f} vs {b['bytes'][label]:9.0f}  ({100 * (a['bytes'][label] / b['bytes'][label] - 1):+.1f}%)"
+                f"  bytes {label:13s} {a['bytes'][label]:9.0f} vs {b['bytes'][label]:9.0f}"
+                f"  ({100 * (a['bytes'][label] / b['bytes'][label] - 1):+.1f}%)"
+                f"  PSNR {ours_q[label]:.2f} vs {thumbor_q[label]:.2f} dB"
             )
     finally:
         for process in (ours, thumbor):

@@ -1,7 +1,7 @@
 """Renditions of 12-megapixel JPEGs: the project vs pyvips vs naive Pillow, one core.
 
 The set, as WebP q80: 1600, 800 and 400 wide (``limit``) and a 300x300 ``fill``.
-  * image_assets: ``render_all`` (one decode with DCT scaling, a cascade);
+  * image_assets: ``render_all`` (one decode, shrunk on load by libvips, then a cascade);
   * pyvips: ``thumbnail_buffer`` per rendition (shrink-on-load), VIPS_CONCURRENCY=1;
   * naive Pillow: decode the full image, resize it once per rendition.
 Prints images/s, ratios and total output bytes; the fidelity of the 1600 rendition
@@ -30,7 +30,8 @@ import contextlib
 
 import psutil
 import pyvips
-from PIL import Image, ImageDraw, ImageFilter, ImageOps
+from PIL import Image, ImageOps
+from sample_images import fine_detail, photo_like
 
 from image_assets.imaging.config import RenditionConfig
 from image_assets.imaging.pipeline import render_all
@@ -65,48 +66,6 @@ CONFIG = RenditionConfig.model_validate(
         ],
     }
 )
-
-
-def photo_like(seed: int, size=(4000, 3000)) -> bytes:
-    """A 12 MP JPEG with photo-like content: gradients, shapes, soft edges and sensor noise."""
-    w, h = size
-    base = Image.linear_gradient("L").resize(size).convert("RGB")
-    tint = Image.new("RGB", size, ((seed * 53) % 256, (seed * 97) % 256, (seed * 29) % 256))
-    img = Image.blend(base, tint, 0.5)
-    draw = ImageDraw.Draw(img)
-    for i in range(40):
-        x, y = (seed * 131 + i * 977) % w, (seed * 71 + i * 1451) % h
-        r = 80 + (i * 37) % 400
-        draw.ellipse(
-            [x - r, y - r, x + r, y + r],
-            fill=((i * 41) % 256, (i * 83 + seed) % 256, (i * 17) % 256),
-        )
-    img = img.filter(ImageFilter.GaussianBlur(3))
-    noise = Image.effect_noise(size, 24).convert("RGB")
-    img = Image.blend(img, noise, 0.12)
-    buf = io.BytesIO()
-    img.save(buf, "JPEG", quality=90)
-    return buf.getvalue()
-
-
-def fine_detail(seed: int, size=(4000, 3000)) -> bytes:
-    """A 12 MP JPEG of thin lines, small text and flat patches: where a halved DCT
-    decode loses detail that no resample brings back."""
-    w, h = size
-    img = Image.new("RGB", size, (240, 240, 235))
-    draw = ImageDraw.Draw(img)
-    for x in range(-h, w, 7 + seed % 3):
-        draw.line([(x, 0), (x + h, h)], fill=((x * 7) % 256, 60, 120), width=2)
-    for y in range(0, h, 40):
-        draw.text((10 + seed, y), "ESTES ALPHA III 1/10 SCALE KIT " * 20, fill=(10, 10, 10))
-    for i in range(30):
-        x, y = (seed * 131 + i * 977) % w, (seed * 71 + i * 1451) % h
-        draw.rectangle([x, y, x + 300, y + 300], fill=((i * 41) % 256, (i * 83) % 256, 200))
-    img = img.filter(ImageFilter.GaussianBlur(0.7))
-    img = Image.blend(img, Image.effect_noise(size, 24).convert("RGB"), 0.05)
-    buf = io.BytesIO()
-    img.save(buf, "JPEG", quality=92)
-    return buf.getvalue()
 
 
 def ours(data: bytes) -> int:

@@ -25,7 +25,8 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
-from renditions import CONFIG, photo_like
+from renditions import CONFIG
+from sample_images import photo_like
 
 from image_assets.imaging.fingerprint import fingerprint
 from image_assets.imaging.near_duplicates import near_duplicate_groups
