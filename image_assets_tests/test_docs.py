@@ -323,16 +323,37 @@ def test_the_thumbor_benchmark_commands_run():
     the command asks for (the service reading it: test_delivery.py)."""
     transcript = block("$ .venv/bin/python benchmarks/delivery.py")
     commands = [line for line in transcript.splitlines() if line.startswith("$ ")]
-    assert len(commands) == 2
+    assert len(commands) == 3
     for command in commands:
         small = command.removeprefix("$ ").replace("--images 12", "--images 2")
         small = small.replace("--requests 120", "--requests 6") + " --seconds 60"
         result = _sh(small, REPO, 600)
         assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-        effort = command.split("--webp-effort ")[1] if "--webp-effort" in command else "4"
-        assert f"our WebP effort {effort}, thumbor's 4" in result.stdout
+        effort = re.search(r"--webp-effort (\d)", command)
+        content = re.search(r"--content ([\w-]+)", command)
+        assert (
+            f"2 {content[1] if content else 'natural'} JPEGs 4000x3000; 2 worker processes each;"
+            f" WebP q80; our WebP effort {effort[1] if effort else '4'}, thumbor's 4"
+        ) in result.stdout, result.stdout
         for label in ("c=1 image-assets", "c=8 thumbor", "ratios c=8:", "bytes 1600 limit"):
             assert label in result.stdout, f"{label!r} missing from:\n{result.stdout}"
+        psnr = re.findall(r"PSNR (\d+\.\d+) vs (\d+\.\d+) dB", result.stdout)
+        assert len(psnr) == 3 and all(25 < float(x) < 60 for pair in psnr for x in pair), psnr
+
+
+def test_the_webp_effort_benchmark_runs(tmp_path):
+    """Its docstring's command with one image, over generated images and a folder of
+    photos (the demo's, written here): both summaries come back."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(2):
+        spec = ImageSpec(f"effort{i}", 640, 480)
+        (photos / f"photo{i}.jpg").write_bytes(render_image(spec))
+    command = f".venv/bin/python benchmarks/webp_effort.py --images 1 --photos {photos}"
+    result = _sh(command, REPO, 300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "natural: method 2 spends" in result.stdout and "(2 images)" in result.stdout
+    assert "photos: method 2 spends" in result.stdout, result.stdout
 
 
 # ------------------------------------------------------------ the aws example
