@@ -261,6 +261,15 @@ def test_config_fingerprint_ignores_formatting_but_not_content():
     assert changed.fingerprint() != CONFIG.fingerprint()
 
 
+def test_config_fingerprint_changes_with_the_renderer(monkeypatch):
+    """A new way of making pixels from the same config marks every rendition stale."""
+    import image_assets.imaging.config as config_module
+
+    before = CONFIG.fingerprint()
+    monkeypatch.setattr(config_module, "RENDERER_REVISION", config_module.RENDERER_REVISION + 1)
+    assert CONFIG.fingerprint() != before
+
+
 # ------------------------------------------------------------ shrink-on-load (libvips)
 
 

@@ -22,6 +22,12 @@ from image_assets.formats import OutputFormatName
 DEFAULT_CONFIG = "renditions.yaml"
 Format = OutputFormatName
 
+# What the renditions depend on besides the config: how pixels are made from it.
+# Bump when the same config renders different pixels, so that every renditions
+# partition turns stale and is made again. 2: JPEGs decoded by libvips'
+# shrink-on-load and Lanczos-3 reduce instead of Pillow's DCT scaling.
+RENDERER_REVISION = 2
+
 
 class RenditionConfigError(ValueError):
     pass
@@ -109,10 +115,10 @@ class RenditionConfig(_Strict):
         return next(r for r in self.renditions if r.name == (self.preview or r.name))
 
     def fingerprint(self) -> str:
-        """Stable hash of what the outputs depend on (key order, whitespace and the
-        ``preview`` choice do not matter)."""
+        """Stable hash of what the outputs depend on: the config (key order, whitespace
+        and the ``preview`` choice do not matter) and ``RENDERER_REVISION``."""
         canonical = self.model_dump_json(exclude={"preview"})
-        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+        return hashlib.sha256(f"{RENDERER_REVISION}\n{canonical}".encode()).hexdigest()[:16]
 
 
 def load_rendition_config(path: str | os.PathLike[str] | None = None) -> RenditionConfig:

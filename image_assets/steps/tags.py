@@ -26,6 +26,10 @@ from image_assets.storage import BlobNotFound, BlobStore
 
 MIN_WIDTH = 200
 MAX_TAGGER_FAILURES = 3
+# The code_version of the image_tags asset: bump when the same rendition would get a
+# different row (hash or colour algorithms, the choice of rendition), so that every
+# partition turns stale and is tagged again.
+TAGS_REVISION = "1"
 
 
 @dataclass

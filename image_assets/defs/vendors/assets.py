@@ -42,7 +42,7 @@ from image_assets.scraping.crawl import CatalogUnavailable, crawl_vendor, parse_
 from image_assets.steps.originals import fetch_originals
 from image_assets.steps.publish import publish_images
 from image_assets.steps.renditions import render_images
-from image_assets.steps.tags import tag_images
+from image_assets.steps.tags import TAGS_REVISION, tag_images
 from image_assets.storage import BlobNotFound
 
 GROUP = "vendor_catalog"
@@ -324,6 +324,7 @@ def kits_csv(
 @asset(
     **COMMON,
     kinds={"python"},
+    code_version=TAGS_REVISION,
     description="What each image looks like: pHash and dHash, average and dominant colours "
     "(CIELAB), and labels from the tagger when IMAGE_ASSETS_TAGGER names one. A bad image "
     "keeps its row with the reason; a tagger that is down leaves labels missing, with why.",
