@@ -842,3 +842,102 @@ def test_a_record_without_its_master_is_not_served(tmp_path):
         cdn.read(MASTER)
     with pytest.raises(KeyError):
         cdn.read("kits/estes/never-uploaded")
+
+
+def _put_head(url: str, headers: dict[str, str], length: int) -> tuple[str, int, bytes]:
+    """(host, port, request head) of a PUT of ``length`` bytes to ``url``, for a raw socket."""
+    parts = httpx.URL(url)
+    lines = [f"PUT {parts.raw_path.decode()} HTTP/1.1", f"Host: {parts.host}:{parts.port}"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    lines += [f"Content-Length: {length}", "", ""]
+    return parts.host, parts.port, "\r\n".join(lines).encode()
+
+
+def _settled(incoming: Path, seconds: float = 3) -> list[str]:
+    """The names in ``incoming`` once nothing has changed there for a moment."""
+    deadline = time.monotonic() + seconds
+    names = sorted(p.name for p in incoming.iterdir())
+    while time.monotonic() < deadline:
+        time.sleep(0.3)
+        now = sorted(p.name for p in incoming.iterdir())
+        if now == names:
+            return names
+        names = now
+    return names
+
+
+def test_a_slow_writer_lands_whole_and_a_writer_that_hangs_up_leaves_nothing(service):
+    """The body in pauses of 0.3 s arrives whole under its name; a client that hangs
+    up half way leaves no file and no partial in incoming."""
+    base, incoming = service["base"], service["data"] / "incoming"
+    photo = service["photo"]
+    grant = _grant(base, size=len(photo)).json()
+    host, port, head = _put_head(grant["url"], grant["headers"], len(photo))
+    with socket.create_connection((host, port), timeout=30) as conn:
+        conn.sendall(head)
+        step = len(photo) // 5 + 1
+        for start in range(0, len(photo), step):
+            time.sleep(0.3)
+            conn.sendall(photo[start : start + step])
+        answer = conn.recv(4096).decode()
+    assert answer.startswith("HTTP/1.1 201"), answer
+    assert (incoming / grant["name"]).read_bytes() == photo
+
+    before = _settled(incoming)
+    grant = _grant(base, size=len(photo)).json()
+    host, port, head = _put_head(grant["url"], grant["headers"], len(photo))
+    with socket.create_connection((host, port), timeout=30) as conn:
+        conn.sendall(head + photo[: len(photo) // 2])
+        time.sleep(0.5)
+    assert _settled(incoming) == before
+    assert not (incoming / grant["name"]).exists()
+
+
+def test_a_writer_that_stalls_is_cut_off_with_408_and_leaves_nothing(tmp_path):
+    """IMAGE_ASSETS_UPLOAD_IDLE_SECONDS of silence in the middle of a body: 408 with the
+    reason, the connection closed, nothing in incoming; bytes that keep coming, however
+    slowly, are not cut off."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "IMAGE_ASSETS_PROFILE": "local",
+        "IMAGE_ASSETS_DATA_DIR": str(tmp_path),
+        "IMAGE_ASSETS_DELIVERY_SECRET": SECRET,
+        "IMAGE_ASSETS_UPLOAD_TOKEN": UPLOAD_TOKEN,
+        "IMAGE_ASSETS_UPLOAD_IDLE_SECONDS": "1",
+    }
+    command = [sys.executable, "-m", "image_assets.cli", "serve", "--port", str(port)]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
+    try:
+        wait_until_up(f"{base}/healthz", process)
+        incoming = tmp_path / "incoming"
+        photo = render_image(ImageSpec("stall", 800, 600))
+        grant = _grant(base, size=len(photo)).json()
+        host, port, head = _put_head(grant["url"], grant["headers"], len(photo))
+        with socket.create_connection((host, port), timeout=30) as conn:
+            conn.sendall(head)
+            for start in range(0, len(photo), len(photo) // 4 + 1):  # 0.6 s apart: in time
+                conn.sendall(photo[start : start + len(photo) // 4 + 1])
+                time.sleep(0.6)
+            answer = conn.recv(4096).decode()
+        assert answer.startswith("HTTP/1.1 201"), answer
+        landed = grant["name"]
+
+        grant = _grant(base, size=len(photo)).json()
+        host, port, head = _put_head(grant["url"], grant["headers"], len(photo))
+        with socket.create_connection((host, port), timeout=30) as conn:
+            started = time.monotonic()
+            conn.sendall(head + photo[:1000])
+            received = b""
+            while chunk := conn.recv(4096):  # to the end: the server closes the connection
+                received += chunk
+            waited = time.monotonic() - started
+            answer = received.decode()
+        assert answer.startswith("HTTP/1.1 408"), answer
+        assert "no bytes for 1 s after 1000: upload abandoned" in answer
+        assert 0.9 < waited < 10
+        assert [p.name for p in incoming.iterdir()] == [landed]  # no partial either
+    finally:
+        process.terminate()
+        process.wait(timeout=20)

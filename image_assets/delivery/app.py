@@ -57,6 +57,7 @@ from image_assets.delivery.cache import DiskCache
 from image_assets.delivery.catalog_view import CatalogReader, activated_uploads
 from image_assets.delivery.direct_upload import (
     GRANT_SECONDS,
+    IDLE_SECONDS,
     MAX_BYTES,
     GrantRefused,
     check_put,
@@ -105,6 +106,7 @@ class DirectUploadSettings:
     s3: tuple[Any, str, str] | None = None
     max_bytes: int = MAX_BYTES
     seconds: int = GRANT_SECONDS
+    idle_seconds: float = IDLE_SECONDS
 
     def __repr__(self) -> str:
         return f"DirectUploadSettings(incoming_dir={self.incoming_dir}, s3={bool(self.s3)})"
@@ -264,7 +266,9 @@ def create_app(settings: DeliverySettings) -> ASGIApp:
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
             return _text(413, f"over the {limit}-byte limit of this upload")
         try:
-            stored = await _receive(request, uploads.incoming_dir, name, limit)
+            stored = await _receive(
+                request, uploads.incoming_dir, name, limit, uploads.idle_seconds
+            )
         except GrantRefused as exc:
             return _text(exc.status, str(exc))
         return JSONResponse({"name": name, "bytes": stored}, status_code=201)
@@ -331,15 +335,28 @@ def create_app(settings: DeliverySettings) -> ASGIApp:
 UPLOAD_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,80}\.(jpg|png|webp|avif|gif|tif|bmp)$")
 
 
-async def _receive(request: Request, incoming: Path, name: str, limit: int) -> int:
+async def _receive(
+    request: Request, incoming: Path, name: str, limit: int, idle_seconds: float
+) -> int:
     """Stream the body into a hidden partial file (the sensor ignores dot-files), never
-    past ``limit``, then give it its name without replacing anything."""
+    past ``limit`` nor through ``idle_seconds`` of silence, then give it its name
+    without replacing anything."""
     incoming.mkdir(parents=True, exist_ok=True)
     partial = incoming / f".upload-{secrets.token_hex(8)}.part"
     size = 0
+    body = request.stream()
     try:
         with partial.open("xb") as out:
-            async for chunk in request.stream():
+            while True:
+                with anyio.move_on_after(idle_seconds) as waited:
+                    try:
+                        chunk = await body.__anext__()
+                    except StopAsyncIteration:
+                        break
+                if waited.cancelled_caught:
+                    raise GrantRefused(
+                        f"no bytes for {idle_seconds:g} s after {size}: upload abandoned", 408
+                    )
                 size += len(chunk)
                 if size > limit:
                     raise GrantRefused(f"over the {limit}-byte limit of this upload", 413)

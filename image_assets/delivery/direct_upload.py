@@ -39,6 +39,10 @@ ACCEPTED_TYPES = {
 }
 MAX_BYTES = 50 * 1024 * 1024  # the decode limit: larger files would be rejected anyway
 GRANT_SECONDS = 300
+# A PUT whose body stops arriving for this long is abandoned (408, its partial file
+# removed): a client that stalls half way does not hold a connection and a partial
+# file for ever. Slow links still get through: only silence counts.
+IDLE_SECONDS = 30
 
 
 class GrantRefused(ValueError):

@@ -18,6 +18,8 @@ Environment:
 - ``IMAGE_ASSETS_UPLOAD_TOKEN``: enables direct uploads (``POST /uploads`` with
   ``Authorization: Bearer <token>``; grants are signed with a key derived from the
   delivery secret, which is then required);
+- ``IMAGE_ASSETS_UPLOAD_IDLE_SECONDS``: a signed PUT whose body stops arriving for
+  this long is abandoned with 408 (default 30; local profile);
 - ``IMAGE_ASSETS_RENDITIONS``: the rendition config whose renditions are the
   named transformations (``t_thumb_300``);
 - ``IMAGE_ASSETS_DELIVERY_RENDERS``: renders at once per process (default: the
@@ -52,6 +54,7 @@ from image_assets.delivery.app import (
 )
 from image_assets.delivery.cache import DiskCache
 from image_assets.delivery.catalog_view import CatalogReader
+from image_assets.delivery.direct_upload import IDLE_SECONDS
 from image_assets.delivery.grammar import Component
 from image_assets.imaging.config import (
     RenditionConfig,
@@ -174,7 +177,11 @@ def settings_from_env(base_url: str) -> DeliverySettings:
         else:
             data = Path(os.environ.get("IMAGE_ASSETS_DATA_DIR") or ".data")
             uploads = DirectUploadSettings(
-                token=token, key=signing_key, base_url=base_url, incoming_dir=data / "incoming"
+                token=token,
+                key=signing_key,
+                base_url=base_url,
+                incoming_dir=data / "incoming",
+                idle_seconds=_positive_int("IMAGE_ASSETS_UPLOAD_IDLE_SECONDS", IDLE_SECONDS),
             )
     data = Path(os.environ.get("IMAGE_ASSETS_DATA_DIR") or ".data")
     catalog = Path(os.environ.get("IMAGE_ASSETS_CATALOG_DB") or data / "catalog.duckdb")
