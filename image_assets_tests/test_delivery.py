@@ -478,59 +478,50 @@ def _environment(pid: int) -> dict[str, str]:
     return dict(item.decode().split("=", 1) for item in raw if b"=" in item)
 
 
+def _serve_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The environment of a local ``serve`` over ``tmp_path`` with none of this shell's
+    secret or glibc tunables, plus ``extra``."""
+    env = {**os.environ, "IMAGE_ASSETS_PROFILE": "local", "IMAGE_ASSETS_DATA_DIR": str(tmp_path)}
+    env.pop("IMAGE_ASSETS_DELIVERY_SECRET", None)
+    env.pop("GLIBC_TUNABLES", None)
+    return env | extra
+
+
+def _serve_argv(port: int, workers: int = 2) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "image_assets.cli",
+        "serve",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
+
+
 @pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
 def test_serve_starts_its_workers_with_huge_pages_unless_told_otherwise(tmp_path):
-    import psutil
-
     for operators, expected in (
-        (None, "glibc.malloc.hugetlb=1"),
-        ("glibc.malloc.hugetlb=0", "glibc.malloc.hugetlb=0"),
+        ({}, "glibc.malloc.hugetlb=1"),
+        ({"GLIBC_TUNABLES": "glibc.malloc.hugetlb=0"}, "glibc.malloc.hugetlb=0"),
     ):
-        env = {
-            **os.environ,
-            "IMAGE_ASSETS_PROFILE": "local",
-            "IMAGE_ASSETS_DATA_DIR": str(tmp_path),
-        }
-        env.pop("GLIBC_TUNABLES", None)
-        env.pop("IMAGE_ASSETS_DELIVERY_SECRET", None)
-        if operators is not None:
-            env["GLIBC_TUNABLES"] = operators
         port = free_port()
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "image_assets.cli",
-                "serve",
-                "--port",
-                str(port),
-                "--workers",
-                "2",
-            ],
-            env=env,
+            _serve_argv(port),
+            env=_serve_env(tmp_path, **operators),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         try:
             wait_until_up(f"http://127.0.0.1:{port}/healthz", process)
-            workers = [
-                child
-                for child in psutil.Process(process.pid).children(recursive=True)
-                if "image_assets.delivery.worker" in child.cmdline()
-            ]
+            workers = _workers(process.pid)
             assert len(workers) == 2
             for worker in workers:
                 assert _environment(worker.pid)["GLIBC_TUNABLES"] == expected
         finally:
             process.terminate()
             process.wait(timeout=20)
-
-
-def _serve(tmp_path: Path, port: int, workers: int = 2, **popen) -> subprocess.Popen:
-    env = {**os.environ, "IMAGE_ASSETS_PROFILE": "local", "IMAGE_ASSETS_DATA_DIR": str(tmp_path)}
-    env.pop("IMAGE_ASSETS_DELIVERY_SECRET", None)
-    command = ["serve", "--port", str(port), "--workers", str(workers)]
-    return subprocess.Popen([sys.executable, "-m", "image_assets.cli", *command], env=env, **popen)
 
 
 def _workers(pid: int) -> list:
@@ -560,7 +551,9 @@ def test_the_supervisor_replaces_a_dead_worker_and_takes_every_worker_with_it(tm
     with SIGKILL, its workers stop too instead of serving on alone."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    process = _serve(tmp_path, port, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        _serve_argv(port), env=_serve_env(tmp_path), stderr=subprocess.PIPE, text=True
+    )
     wait_until_up(f"{base}/healthz", process)
     first = _workers(process.pid)
     assert len(first) == 2
@@ -578,7 +571,12 @@ def test_the_supervisor_replaces_a_dead_worker_and_takes_every_worker_with_it(tm
     assert f"worker {first[0].pid} exited with -9; starting another" in process.stderr.read()
 
     port = free_port()
-    process = _serve(tmp_path, port, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        _serve_argv(port),
+        env=_serve_env(tmp_path),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     wait_until_up(f"http://127.0.0.1:{port}/healthz", process)
     workers = _workers(process.pid)
     assert len(workers) == 2
@@ -587,24 +585,15 @@ def test_the_supervisor_replaces_a_dead_worker_and_takes_every_worker_with_it(tm
     assert _gone(workers), "workers went on serving after their supervisor was killed"
 
 
-@pytest.mark.parametrize("workers", ["1", "2"])
+@pytest.mark.parametrize("workers", [1, 2])
 def test_serve_on_a_busy_port_is_one_line_and_exit_2(tmp_path, workers):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
         done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "image_assets.cli",
-                "serve",
-                "--port",
-                str(port),
-                "--workers",
-                "2",
-            ],
-            env={**os.environ, "IMAGE_ASSETS_DATA_DIR": str(tmp_path)},
+            _serve_argv(port, workers),
+            env=_serve_env(tmp_path),
             capture_output=True,
             text=True,
             timeout=60,
