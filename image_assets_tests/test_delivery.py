@@ -585,6 +585,52 @@ def test_the_supervisor_replaces_a_dead_worker_and_takes_every_worker_with_it(tm
     assert _gone(workers), "workers went on serving after their supervisor was killed"
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="SIGSTOP and /proc")
+def test_a_worker_whose_event_loop_stops_is_killed_and_replaced(tmp_path):
+    """A stopped worker (SIGSTOP: alive, but its loop sends no heartbeat) is killed
+    after IMAGE_ASSETS_DELIVERY_WORKER_TIMEOUT seconds and another takes its place;
+    a busy but healthy worker is left alone."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = _serve_env(tmp_path, IMAGE_ASSETS_DELIVERY_WORKER_TIMEOUT="3")
+    process = subprocess.Popen(_serve_argv(port), env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until_up(f"{base}/healthz", process)
+        time.sleep(4)  # longer than the timeout: healthy workers are not touched
+        first = _workers(process.pid)
+        assert len(first) == 2
+        stopped = first[0]
+        stopped.suspend()
+        deadline = time.monotonic() + 20
+        while stopped.is_running() and stopped.status() != "zombie":
+            assert time.monotonic() < deadline, "the stopped worker was not killed"
+            time.sleep(0.2)
+        while len(_workers(process.pid)) < 2:
+            assert time.monotonic() < deadline, "no worker took its place"
+            time.sleep(0.2)
+        assert first[1].pid in {w.pid for w in _workers(process.pid)}
+        for _ in range(6):
+            assert httpx.get(f"{base}/healthz", headers={"Connection": "close"}).status_code == 200
+    finally:
+        process.terminate()
+        process.wait(timeout=40)
+    said = process.stderr.read()
+    assert f"worker {stopped.pid} sent no heartbeat for 3 s; killed it; starting another" in said
+    assert said.count("starting another") == 1, said
+
+
+def test_a_wrong_worker_timeout_is_one_line(tmp_path):
+    env = _serve_env(tmp_path, IMAGE_ASSETS_DELIVERY_WORKER_TIMEOUT="soon")
+    done = subprocess.run(
+        _serve_argv(free_port()), env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "error: IMAGE_ASSETS_DELIVERY_WORKER_TIMEOUT must be a whole number of seconds,"
+        " at least 2, not 'soon'"
+    ]
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_serve_on_a_busy_port_is_one_line_and_exit_2(tmp_path, workers):
     with socket.socket() as taken:

@@ -24,11 +24,14 @@ Environment:
   named transformations (``t_thumb_300``);
 - ``IMAGE_ASSETS_DELIVERY_RENDERS``: renders at once per process (default: the
   cores divided among the worker processes);
+- ``IMAGE_ASSETS_DELIVERY_WORKER_TIMEOUT``: seconds without a heartbeat before the
+  supervisor replaces a worker (``supervisor``; default 30);
 - ``IMAGE_ASSETS_DELIVERY_WEBP_EFFORT``: libwebp's method, 0 (fastest) to 6
   (smallest); default 4, thumbor's and Pillow's.
 
-``image-assets serve`` itself runs in ``supervisor``, which imports only uvicorn:
-each worker process builds its app with ``app_from_env``.
+``image-assets serve`` itself runs in ``supervisor``, which imports only the
+standard library: each worker process (``worker``) builds its app with
+``app_from_env``.
 """
 
 from __future__ import annotations

@@ -1,8 +1,11 @@
 """One worker of ``image-assets serve --workers N``: uvicorn on the socket the
-supervisor bound and passed down (``supervisor.Supervisor``)."""
+supervisor bound and passed down (``supervisor.Supervisor``), writing a heartbeat
+byte to the supervisor from its event loop every second, so that a worker whose
+loop stops turning is replaced, not only one that dies."""
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -23,9 +26,18 @@ def die_with_the_supervisor(supervisor: int) -> None:
         raise SystemExit(0)
 
 
-def serve_on(listener: socket.socket) -> None:
-    """uvicorn on ``listener`` until SIGTERM or SIGINT (then the requests in flight finish)."""
+HEARTBEAT_SECONDS = 1
+
+
+def serve_on(listener: socket.socket, heartbeat_fd: int | None = None) -> None:
+    """uvicorn on ``listener`` until SIGTERM or SIGINT (then the requests in flight
+    finish); with ``heartbeat_fd``, a byte written to it from the event loop every
+    ``HEARTBEAT_SECONDS`` (uvicorn's ``callback_notify``, the hook gunicorn uses)."""
     import uvicorn
+
+    async def heartbeat() -> None:
+        with contextlib.suppress(BlockingIOError):  # the last ones are still unread
+            os.write(heartbeat_fd, b".")  # type: ignore[arg-type]
 
     config = uvicorn.Config(
         "image_assets.delivery.server:worker_app",  # exits 3 when misconfigured
@@ -33,14 +45,17 @@ def serve_on(listener: socket.socket) -> None:
         access_log=False,  # the app logs every request in the common log format
         log_config=None,
         server_header=False,
+        callback_notify=heartbeat if heartbeat_fd is not None else None,
+        timeout_notify=HEARTBEAT_SECONDS,
     )
     uvicorn.Server(config).run(sockets=[listener])
 
 
 def main(argv: list[str]) -> None:
-    fd, supervisor = int(argv[0]), int(argv[1])
+    fd, supervisor, heartbeat_fd = int(argv[0]), int(argv[1]), int(argv[2])
     die_with_the_supervisor(supervisor)
-    serve_on(socket.socket(fileno=fd))
+    os.set_blocking(heartbeat_fd, False)
+    serve_on(socket.socket(fileno=fd), heartbeat_fd)
 
 
 if __name__ == "__main__":
