@@ -24,6 +24,7 @@ import argparse
 import concurrent.futures as cf
 import io
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -71,6 +72,21 @@ def wait_up(url: str, process: subprocess.Popen, seconds: float = 60) -> None:
         except httpx.TransportError:
             time.sleep(0.2)
     raise SystemExit(f"{url} did not answer")
+
+
+def stop_group(process: subprocess.Popen) -> None:
+    """SIGTERM to ``process`` and every process of its session (thumbor's forked
+    workers are not stopped by their parent), then SIGKILL to what is left."""
+    try:
+        root = psutil.Process(process.pid)
+        group = [root, *root.children(recursive=True)]
+        os.killpg(process.pid, signal.SIGTERM)
+    except (psutil.NoSuchProcess, ProcessLookupError):
+        group = []
+    process.wait(timeout=20)
+    _, alive = psutil.wait_procs(group, timeout=20)
+    for leftover in alive:
+        leftover.kill()
 
 
 class PeakRss:
@@ -235,6 +251,7 @@ def main() -> None:
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its forked workers outlive a SIGTERM to the parent
     )
     try:
         wait_up(f"http://127.0.0.1:{ours_port}/healthz", ours)
@@ -298,9 +315,9 @@ def main() -> None:
                 f"  PSNR {ours_q[label]:.2f} vs {thumbor_q[label]:.2f} dB"
             )
     finally:
-        for process in (ours, thumbor):
-            process.terminate()
-            process.wait(timeout=20)
+        ours.terminate()  # its supervisor stops its workers
+        ours.wait(timeout=40)
+        stop_group(thumbor)
 
 
 if __name__ == "__main__":

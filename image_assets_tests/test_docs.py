@@ -317,6 +317,16 @@ def test_the_tags_benchmark_runs():
     assert "3000 hashes, distance 4" in result.stdout
 
 
+def _thumbor_processes() -> set[int]:
+    import psutil
+
+    found = set()
+    for process in psutil.process_iter(["cmdline"]):
+        if any("bin/thumbor" in part for part in process.info["cmdline"] or []):
+            found.add(process.pid)
+    return found
+
+
 def test_the_thumbor_benchmark_commands_run():
     """Each command of the image service's transcript, with small counts, against the
     real thumbor of ``make thumbor``: every kind of line comes back, with the effort
@@ -327,8 +337,10 @@ def test_the_thumbor_benchmark_commands_run():
     for command in commands:
         small = command.removeprefix("$ ").replace("--images 12", "--images 2")
         small = small.replace("--requests 120", "--requests 6") + " --seconds 60"
+        before = _thumbor_processes()
         result = _sh(small, REPO, 600)
         assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+        assert _thumbor_processes() <= before, "thumbor's workers outlived the benchmark"
         effort = re.search(r"--webp-effort (\d)", command)
         content = re.search(r"--content ([\w-]+)", command)
         assert (
