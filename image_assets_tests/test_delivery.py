@@ -3,6 +3,7 @@ SDK, served from the platform's own store; signatures, HTTP caching, hostile req
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import io
@@ -537,6 +538,26 @@ def _workers(pid: int) -> list:
     return found
 
 
+@contextlib.contextmanager
+def _serving(tmp_path: Path, port: int, **popen):
+    """``serve --workers 2`` until the block ends; whatever the block did or failed to
+    do, no process of it outlives the test."""
+    import psutil
+
+    env = popen.pop("env", None) or _serve_env(tmp_path)
+    process = subprocess.Popen(_serve_argv(port), env=env, **popen)
+    try:
+        wait_until_up(f"http://127.0.0.1:{port}/healthz", process)
+        yield process
+    finally:
+        if process.poll() is None:
+            tree = [psutil.Process(process.pid), *psutil.Process(process.pid).children()]
+            for member in tree:
+                member.kill()
+            psutil.wait_procs(tree, timeout=20)
+        process.wait(timeout=20)
+
+
 def _gone(processes: list, seconds: float = 20) -> bool:
     import psutil
 
@@ -551,38 +572,32 @@ def test_the_supervisor_replaces_a_dead_worker_and_takes_every_worker_with_it(tm
     with SIGKILL, its workers stop too instead of serving on alone."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    process = subprocess.Popen(
-        _serve_argv(port), env=_serve_env(tmp_path), stderr=subprocess.PIPE, text=True
-    )
-    wait_until_up(f"{base}/healthz", process)
-    first = _workers(process.pid)
-    assert len(first) == 2
-    first[0].kill()
-    deadline = time.monotonic() + 30
-    while {w.pid for w in _workers(process.pid)} & {first[0].pid} or len(_workers(process.pid)) < 2:
-        assert time.monotonic() < deadline, "the dead worker was not replaced"
-        time.sleep(0.2)
-    for _ in range(6):  # both workers answer (connections land on either)
-        assert httpx.get(f"{base}/healthz", headers={"Connection": "close"}).status_code == 200
-    workers = _workers(process.pid)
-    process.terminate()
-    assert process.wait(timeout=40) == 0
-    assert _gone(workers)
-    assert f"worker {first[0].pid} exited with -9; starting another" in process.stderr.read()
+    with _serving(tmp_path, port, stderr=subprocess.PIPE, text=True) as process:
+        first = _workers(process.pid)
+        assert len(first) == 2
+        first[0].kill()
+        deadline = time.monotonic() + 30
+        while {w.pid for w in _workers(process.pid)} & {first[0].pid} or len(
+            _workers(process.pid)
+        ) < 2:
+            assert time.monotonic() < deadline, "the dead worker was not replaced"
+            time.sleep(0.2)
+        for _ in range(6):  # both workers answer (connections land on either)
+            answer = httpx.get(f"{base}/healthz", headers={"Connection": "close"})
+            assert answer.status_code == 200
+        workers = _workers(process.pid)
+        process.terminate()
+        assert process.wait(timeout=40) == 0
+        assert _gone(workers)
+        assert f"worker {first[0].pid} exited with -9; starting another" in process.stderr.read()
 
     port = free_port()
-    process = subprocess.Popen(
-        _serve_argv(port),
-        env=_serve_env(tmp_path),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    wait_until_up(f"http://127.0.0.1:{port}/healthz", process)
-    workers = _workers(process.pid)
-    assert len(workers) == 2
-    process.kill()
-    process.wait(timeout=10)
-    assert _gone(workers), "workers went on serving after their supervisor was killed"
+    with _serving(tmp_path, port, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as process:
+        workers = _workers(process.pid)
+        assert len(workers) == 2
+        process.kill()
+        process.wait(timeout=10)
+        assert _gone(workers), "workers went on serving after their supervisor was killed"
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="SIGSTOP and /proc")
@@ -593,9 +608,7 @@ def test_a_worker_whose_event_loop_stops_is_killed_and_replaced(tmp_path):
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = _serve_env(tmp_path, IMAGE_ASSETS_DELIVERY_WORKER_TIMEOUT="3")
-    process = subprocess.Popen(_serve_argv(port), env=env, stderr=subprocess.PIPE, text=True)
-    try:
-        wait_until_up(f"{base}/healthz", process)
+    with _serving(tmp_path, port, env=env, stderr=subprocess.PIPE, text=True) as process:
         time.sleep(4)  # longer than the timeout: healthy workers are not touched
         first = _workers(process.pid)
         assert len(first) == 2
@@ -611,10 +624,9 @@ def test_a_worker_whose_event_loop_stops_is_killed_and_replaced(tmp_path):
         assert first[1].pid in {w.pid for w in _workers(process.pid)}
         for _ in range(6):
             assert httpx.get(f"{base}/healthz", headers={"Connection": "close"}).status_code == 200
-    finally:
         process.terminate()
         process.wait(timeout=40)
-    said = process.stderr.read()
+        said = process.stderr.read()
     assert f"worker {stopped.pid} sent no heartbeat for 3 s; killed it; starting another" in said
     assert said.count("starting another") == 1, said
 
