@@ -474,6 +474,17 @@ def test_huge_pages_join_the_operators_tunables_without_overriding_them(given, m
     assert with_huge_pages(given) == merged
 
 
+def test_the_supervisor_loads_nothing_but_the_standard_library():
+    """Every megabyte of the supervising process counts against the service's memory."""
+    code = (
+        "import sys, image_assets.delivery.supervisor;"
+        "print(sorted(m for m in ('uvicorn', 'starlette', 'PIL', 'pydantic', 'pyvips')"
+        " if m in sys.modules))"
+    )
+    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert shown.stdout.strip() == "[]", shown.stderr[-2000:]
+
+
 def _environment(pid: int) -> dict[str, str]:
     raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
     return dict(item.decode().split("=", 1) for item in raw if b"=" in item)
@@ -507,22 +518,12 @@ def test_serve_starts_its_workers_with_huge_pages_unless_told_otherwise(tmp_path
         ({}, "glibc.malloc.hugetlb=1"),
         ({"GLIBC_TUNABLES": "glibc.malloc.hugetlb=0"}, "glibc.malloc.hugetlb=0"),
     ):
-        port = free_port()
-        process = subprocess.Popen(
-            _serve_argv(port),
-            env=_serve_env(tmp_path, **operators),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            wait_until_up(f"http://127.0.0.1:{port}/healthz", process)
+        env = _serve_env(tmp_path, **operators)
+        with _serving(tmp_path, free_port(), env=env, stdout=subprocess.DEVNULL) as process:
             workers = _workers(process.pid)
             assert len(workers) == 2
             for worker in workers:
                 assert _environment(worker.pid)["GLIBC_TUNABLES"] == expected
-        finally:
-            process.terminate()
-            process.wait(timeout=20)
 
 
 def _workers(pid: int) -> list:

@@ -59,6 +59,7 @@ from image_assets.delivery.cache import DiskCache
 from image_assets.delivery.catalog_view import CatalogReader
 from image_assets.delivery.direct_upload import IDLE_SECONDS
 from image_assets.delivery.grammar import Component
+from image_assets.delivery.worker import STARTUP_FAILURE
 from image_assets.imaging.config import (
     RenditionConfig,
     load_rendition_config,
@@ -205,7 +206,6 @@ def settings_from_env(base_url: str) -> DeliverySettings:
     )
 
 
-STARTUP_FAILURE = 3  # uvicorn's code for "failed before serving": it stops, not restarts
 _M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter (malloc.h)
 
 

@@ -31,8 +31,9 @@ import sys
 import time
 from dataclasses import dataclass
 
+from image_assets.delivery.worker import STARTUP_FAILURE, serve_on
+
 HUGE_PAGES = "glibc.malloc.hugetlb=1"
-STARTUP_FAILURE = 3  # a worker's exit code for "misconfigured": restarting cannot help
 STOP_GRACE_SECONDS = 30  # uvicorn finishes the requests in flight, then exits
 RESTARTS_BEFORE_GIVING_UP = 5  # deaths in a row, each within a second of starting
 SILENCE_SECONDS = 30  # IMAGE_ASSETS_DELIVERY_WORKER_TIMEOUT: no heartbeat for this long
@@ -72,8 +73,6 @@ def serve(host: str, port: int, workers: int) -> int:
         print(f"error: cannot serve on {host}:{port} ({reason})", file=sys.stderr)
         return 2
     if workers == 1:
-        from image_assets.delivery.worker import serve_on
-
         with listener:
             serve_on(listener)
         return 0

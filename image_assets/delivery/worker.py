@@ -13,6 +13,9 @@ import socket
 import sys
 
 _PR_SET_PDEATHSIG = 1  # prctl(2)
+# A worker's exit code when it is misconfigured (uvicorn's for "failed before
+# serving"): the supervisor stops instead of starting it again in a loop.
+STARTUP_FAILURE = 3
 
 
 def die_with_the_supervisor(supervisor: int) -> None:
