@@ -22,6 +22,7 @@ class PageRecord(BaseModel):
 
     url: str
     role: Literal["listing", "product", "api"]
+    final_url: str | None = None  # the URL that answered, after redirects (base of its links)
     key: str | None = None
     sha256: str | None = None
     content_type: str | None = None

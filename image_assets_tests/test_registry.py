@@ -97,6 +97,7 @@ def test_registry_mistakes_are_one_line_each_naming_vendor_field_and_fix():
         "or equal to 1",
         "my-vendors.yaml: vendor #3: key: required field is missing",
         "my-vendors.yaml: vendor #3: catalog: Input tag 'sitemap' found using 'kind' does "
-        "not match any of the expected tags: 'jsonld', 'shopify', 'css'",
+        "not match any of the expected tags: 'structured', 'jsonld', 'shopify', 'css', "
+            "'embedded_json', 'woocommerce'",
     ]
     assert "pydantic" not in str(info.value) and "errors.pydantic.dev" not in str(info.value)

@@ -19,16 +19,28 @@ from image_assets.failures import FailureKind
 from image_assets.layout import http_cache_key, page_key
 from image_assets.records import PageRecord, Product
 from image_assets.scraping.cache import ValidatorCache
+from image_assets.scraping.embedded import extract_embedded
 from image_assets.scraping.extractors import (
     discover_links,
     extract_css,
-    extract_jsonld,
     extract_shopify,
+    extract_structured,
+    extract_woocommerce,
     merge_products,
     shopify_page_url,
+    woocommerce_page_url,
 )
 from image_assets.scraping.http import FetchError, HttpClient, HttpSettings, RefusedURL
-from image_assets.scraping.registry import CssCatalog, JsonLdCatalog, ShopifyCatalog, Vendor
+from image_assets.scraping.identity import keep_published_ids
+from image_assets.scraping.registry import (
+    CssCatalog,
+    EmbeddedJsonCatalog,
+    ListingCatalog,
+    ShopifyCatalog,
+    StructuredCatalog,
+    Vendor,
+    WooCommerceCatalog,
+)
 from image_assets.storage import BlobStore
 
 log = logging.getLogger(__name__)
@@ -111,12 +123,14 @@ class _PageFetcher:
                 http_status=exc.status_code,
             )
             return record, None
+        final_url = result.final_url or url
         if result.not_modified and cached:
             body = self.store.get(key)
             return (
                 PageRecord(
                     url=url,
                     role=role,
+                    final_url=final_url,
                     key=key,
                     sha256=cached.get("sha256"),
                     content_type=cached.get("content_type"),
@@ -128,16 +142,21 @@ class _PageFetcher:
         sha = hashlib.sha256(body).hexdigest()
         if not cached or cached.get("sha256") != sha or not self.store.exists(key):
             self.store.put(key, body, result.content_type)
-        self.cache.put(
-            url,
-            etag=result.validators.etag,
-            last_modified=result.validators.last_modified,
-            sha256=sha,
-            content_type=result.content_type,
-        )
+        entry = {
+            "etag": result.validators.etag,
+            "last_modified": result.validators.last_modified,
+            "sha256": sha,
+            "content_type": result.content_type,
+        }
+        if final_url != url:
+            entry["final_url"] = final_url
+        if result.headers.get("x-wp-totalpages", "").isdigit():
+            entry["total_pages"] = int(result.headers["x-wp-totalpages"])
+        self.cache.put(url, **entry)
         record = PageRecord(
             url=url,
             role=role,
+            final_url=final_url,
             key=key,
             sha256=sha,
             content_type=result.content_type,
@@ -165,6 +184,8 @@ def crawl_vendor(
     try:
         if isinstance(catalog, ShopifyCatalog):
             pages = _crawl_shopify(vendor, catalog, fetcher, say)
+        elif isinstance(catalog, WooCommerceCatalog):
+            pages = _crawl_woocommerce(vendor, catalog, fetcher, say)
         else:
             pages = _crawl_listing(vendor, catalog, fetcher, client, say)
     finally:
@@ -207,6 +228,41 @@ def _crawl_shopify(
     return pages
 
 
+def _crawl_woocommerce(
+    vendor: Vendor, catalog: WooCommerceCatalog, fetcher: _PageFetcher, say: Progress
+) -> list[PageRecord]:
+    """Store API pages 1..N: N from ``X-WP-TotalPages`` (kept for 304s), else until a
+    short or empty page."""
+    pages: list[PageRecord] = []
+    for page in range(1, vendor.max_pages + 1):
+        url = woocommerce_page_url(catalog.base_url, page, catalog.per_page, catalog.category)
+        record, body = fetcher.fetch(url, "api")
+        if page == 1:
+            _fail_if_first(vendor, record)
+        if body is None:
+            if record.http_status == 400:
+                break  # WordPress answers 400 rest_post_invalid_page_number past the end
+            pages.append(record)
+            break
+        try:
+            count = len(extract_woocommerce(body, catalog.base_url, vendor.key))
+        except ValueError as exc:
+            reason = unexpected_body(url, record.content_type, body, str(exc))
+            if page == 1:
+                raise CatalogUnavailable(f"catalog of vendor {vendor.key!r}: {reason}") from None
+            failed = {"status": "failed", "reason": reason, "failure": FailureKind.UNPARSABLE}
+            pages.append(record.model_copy(update=failed))
+            break
+        if count == 0:
+            break
+        pages.append(record)
+        total = (fetcher.cache.get(url) or {}).get("total_pages")
+        say(f"{vendor.key}: Store API page {page}/{total or '?'}: {count} products")
+        if (isinstance(total, int) and page >= total) or count < catalog.per_page:
+            break
+    return pages
+
+
 def unexpected_body(url: str, content_type: str | None, body: bytes, problem: str) -> str:
     """One line on a page that is not what its extractor reads: the URL, what came back
     (content type, size, first bytes) and what was wrong with it."""
@@ -227,7 +283,7 @@ def with_query_param(url: str, name: str, value: int) -> str:
 
 def _crawl_listing(
     vendor: Vendor,
-    catalog: JsonLdCatalog | CssCatalog,
+    catalog: ListingCatalog,
     fetcher: _PageFetcher,
     client: HttpClient,
     say: Progress,
@@ -262,12 +318,21 @@ def _crawl_listing(
         pages.append(record)
         if body is None:
             continue
-        products, nexts = discover_links(body, url, catalog.product_links, catalog.next_page)
+        products, nexts = discover_links(
+            body,
+            record.final_url or url,
+            catalog.product_links,
+            catalog.next_page,
+            content_type=record.content_type,
+        )
         new = [p for p in products if p not in product_urls]
         for product_url in new:
             product_urls[product_url] = None
         queue.extend((n, origin, None) for n in nexts if n not in seen_listings)
-        if param is not None and number is not None and new:
+        listed = isinstance(catalog, EmbeddedJsonCatalog) and _embedded_count(
+            vendor, catalog, record, body
+        )
+        if param is not None and number is not None and (new or listed):
             queue.append((with_query_param(origin, param.name, number + 1), origin, number + 1))
         say(f"{vendor.key}: listing page {len(seen_listings)}: {len(products)} product links")
 
@@ -284,33 +349,78 @@ def _crawl_listing(
     return pages
 
 
-def parse_products(
-    vendor: Vendor, pages: list[PageRecord], store: BlobStore
-) -> tuple[list[Product], list[str]]:
-    """Products from the stored pages of a crawl, merged by id; plus parse problems."""
+def _embedded_count(
+    vendor: Vendor, catalog: EmbeddedJsonCatalog, record: PageRecord, body: bytes
+) -> int:
+    """Products a listing page carries in its embedded JSON (pagination goes on while > 0)."""
+    found = extract_embedded(
+        body,
+        record.final_url or record.url,
+        catalog,
+        vendor.key,
+        content_type=record.content_type,
+        required=False,
+    )
+    return len(found.products)
+
+
+def parse_page(vendor: Vendor, page: PageRecord, body: bytes) -> tuple[list[Product], list[str]]:
+    """The products of one stored page by the vendor's catalog kind, and its problems.
+
+    HTML is decoded by the page's own charset and read against the URL that answered.
+    """
     catalog = vendor.catalog
+    hint = vendor.price_hint
+    answered = page.final_url or page.url
+    typed = {"content_type": page.content_type, "hint": hint}
+    if isinstance(catalog, ShopifyCatalog | WooCommerceCatalog):
+        try:
+            if isinstance(catalog, ShopifyCatalog):
+                return extract_shopify(body, catalog.base_url, vendor.key, hint=hint), []
+            return extract_woocommerce(body, catalog.base_url, vendor.key), []
+        except ValueError as exc:
+            return [], [unexpected_body(page.url, page.content_type, body, str(exc))]
+    if isinstance(catalog, EmbeddedJsonCatalog):
+        if page.role == "listing" and catalog.product_links and catalog.products == "@":
+            return [], []  # listing pages only link to product pages
+        result = extract_embedded(
+            body, answered, catalog, vendor.key, required=page.role == "product", **typed
+        )
+        return result.products, result.problems
+    if page.role != "product":
+        return [], []
+    if isinstance(catalog, StructuredCatalog):
+        return extract_structured(body, answered, vendor.key, **typed)
+    if isinstance(catalog, CssCatalog):
+        return extract_css(body, answered, catalog, vendor.key, **typed), []
+    return [], []
+
+
+def parse_products(
+    vendor: Vendor,
+    pages: list[PageRecord],
+    store: BlobStore,
+    published: dict[str, str] | None = None,
+) -> tuple[list[Product], list[str]]:
+    """Products from the stored pages of a crawl, merged by id; plus parse problems.
+
+    ``published`` (product URL -> id, from the vendor's last kits CSV) keeps every
+    product on the id it was published under, whatever rule made ids since.
+    """
     found: list[Product] = []
     problems: list[str] = []
     for page in pages:
         if page.key is None or page.status in ("failed", "refused"):
             problems.append(f"{page.url}: {page.reason}")
             continue
-        body = store.get(page.key)
-        if isinstance(catalog, ShopifyCatalog):
-            try:
-                found.extend(extract_shopify(body, catalog.base_url, vendor.key))
-            except ValueError as exc:
-                problems.append(unexpected_body(page.url, page.content_type, body, str(exc)))
-        elif page.role == "product":
-            if isinstance(catalog, JsonLdCatalog):
-                products, page_problems = extract_jsonld(body, page.url, vendor.key)
-                problems.extend(page_problems)
-            else:
-                products = extract_css(body, page.url, catalog, vendor.key)
-            if not products:
-                problems.append(f"{page.url}: no product found on the page")
-            found.extend(products)
+        products, page_problems = parse_page(vendor, page, store.get(page.key))
+        problems.extend(page_problems)
+        if not products and page.role == "product" and not page_problems:
+            problems.append(f"{page.url}: no product found on the page")
+        found.extend(products)
     default = vendor.default_currency
     if default:  # the page's own currency wins; the registry's fills the gaps
         found = [p if p.currency else p.model_copy(update={"currency": default}) for p in found]
+    if published:
+        found = keep_published_ids(found, published)
     return merge_products(found)[: vendor.max_products], problems

@@ -1,9 +1,12 @@
 """Extractors: turn fetched catalog pages into :class:`Product` records.
 
-Pure functions over bytes; no network. Three kinds cover most shops:
-``jsonld`` (schema.org Product), ``shopify`` (``products.json``) and ``css``
-(selectors declared in the registry). Link discovery for crawling lives here
-too, so the crawler stays generic.
+Pure functions over bytes; no network. The kinds: ``structured`` (schema.org
+Product in JSON-LD, microdata or RDFa: ``scraping/structured.py``; ``jsonld`` is
+its older name), ``shopify`` (``products.json``), ``woocommerce`` (the Store API),
+``embedded_json`` (``scraping/embedded.py``) and ``css`` (selectors declared in the
+registry). Every HTML page is decoded as a browser decodes it and its relative
+links resolved against the URL that answered (``scraping/decoding.py``). Link
+discovery for crawling lives here too, so the crawler stays generic.
 """
 
 from __future__ import annotations
@@ -12,18 +15,25 @@ import html
 import json
 import re
 from collections.abc import Iterable, Iterator
-from decimal import Decimal, InvalidOperation
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 
 from bs4 import BeautifulSoup, Tag
 
 from image_assets.records import Product, Variant
+from image_assets.scraping.decoding import read_page
 from image_assets.scraping.identity import product_id_for
+from image_assets.scraping.prices import (
+    NO_HINT,
+    PriceHint,
+    minor_units,
+    parse_price,
+    parse_price_text,
+)
 from image_assets.scraping.registry import CssCatalog, FieldSelector
+from image_assets.scraping.structured import jsonld_nodes, read_structured, types_of
 from image_assets.scraping.urls import canonical_url
 
 _WS = re.compile(r"\s+")
-_PRICE = re.compile(r"[-+]?\d[\d.,\s]*")
 
 
 def soup(html: bytes | str) -> BeautifulSoup:
@@ -36,31 +46,6 @@ def clean_text(value: object) -> str | None:
         return None
     text = _WS.sub(" ", html.unescape(str(value))).strip()
     return text or None
-
-
-def parse_price(value: object) -> float | None:
-    """Parse ``"$1,234.50"``, ``"1.234,50 €"``, ``12`` or ``"12.5"`` into a number."""
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    match = _PRICE.search(str(value))
-    if not match:
-        return None
-    text = match.group(0).replace(" ", "").strip(".,")
-    if "," in text and "." in text:
-        # the right-most separator is the decimal one
-        if text.rfind(",") > text.rfind("."):
-            text = text.replace(".", "").replace(",", ".")
-        else:
-            text = text.replace(",", "")
-    elif "," in text:
-        head, _, tail = text.rpartition(",")
-        text = f"{head.replace(',', '')}.{tail}" if len(tail) != 3 else text.replace(",", "")
-    try:
-        return float(Decimal(text))
-    except InvalidOperation:
-        return None
 
 
 def parse_srcset(srcset: str) -> list[tuple[str, float]]:
@@ -149,8 +134,8 @@ def _itemlist_urls(doc: BeautifulSoup, page_url: str) -> Iterator[str | None]:
             data = json.loads(script.string or script.get_text(), strict=False)
         except (json.JSONDecodeError, TypeError):
             continue
-        for node in _jsonld_nodes(data):
-            if "ItemList" not in _types(node):
+        for node in jsonld_nodes(data):
+            if "ItemList" not in types_of(node):
                 continue
             for element in node.get("itemListElement") or []:
                 if not isinstance(element, dict):
@@ -162,21 +147,30 @@ def _itemlist_urls(doc: BeautifulSoup, page_url: str) -> Iterator[str | None]:
 
 
 def discover_links(
-    html: bytes, page_url: str, product_selector: str, next_selector: str | None
+    html: bytes,
+    page_url: str,
+    product_selector: str | None,
+    next_selector: str | None,
+    content_type: str | None = None,
 ) -> tuple[list[str], list[str]]:
     """Product-page links and next-page links of a listing page, absolute, same order.
 
-    Product links come from ``product_selector`` and from JSON-LD ``ItemList`` blocks.
+    Product links come from ``product_selector`` and from JSON-LD ``ItemList`` blocks;
+    ``page_url`` is the URL that answered (after redirects).
     """
-    doc = soup(html)
+    page, doc = read_page(html, content_type, page_url)
+    base = page.base_url
     found = [
-        *(absolute(_attr(a, "href"), page_url) for a in doc.select(product_selector)),
-        *_itemlist_urls(doc, page_url),
+        *(
+            absolute(_attr(a, "href"), base)
+            for a in (doc.select(product_selector) if product_selector else [])
+        ),
+        *_itemlist_urls(doc, base),
     ]
     # one link per product, however it was decorated (tracking parameters, fragments)
     products = unique(canonical_url(u) if u else None for u in found)
     nexts = (
-        unique(absolute(_attr(a, "href"), page_url) for a in doc.select(next_selector))
+        unique(absolute(_attr(a, "href"), base) for a in doc.select(next_selector))
         if next_selector
         else []
     )
@@ -184,138 +178,43 @@ def discover_links(
     return web, nexts
 
 
-def page_canonical_url(doc: BeautifulSoup, page_url: str) -> str:
-    """The page's own canonical URL (``<link rel=canonical>``, else ``og:url``) when it
-    names an http(s) URL, else the page's URL; canonicalized either way."""
+def page_canonical_url(doc: BeautifulSoup, page_url: str, base_url: str | None = None) -> str:
+    """The page's own canonical URL (``<link rel=canonical>``, else ``og:url``, resolved
+    against ``base_url``) when it names an http(s) URL, else the page's URL (the one that
+    answered); canonicalized either way."""
     for tag, attr in (
         (doc.select_one('link[rel~="canonical"]'), "href"),
         (doc.select_one('meta[property="og:url"]'), "content"),
     ):
-        declared = absolute(_attr(tag, attr), page_url) if tag is not None else None
+        declared = absolute(_attr(tag, attr), base_url or page_url) if tag is not None else None
         if declared and urlsplit(declared).scheme in ("http", "https"):
             return canonical_url(declared)
     return canonical_url(page_url)
 
 
-# -- JSON-LD ---------------------------------------------------------------------------
+# -- structured data (JSON-LD, microdata, RDFa, OpenGraph) --------------------------
 
 
-_CONTAINER_KEYS = ("@graph", "mainEntity", "mainEntityOfPage", "itemListElement", "item")
-
-
-def _jsonld_nodes(data: object) -> Iterator[dict]:
-    """Every node of a JSON-LD block: top level, ``@graph`` and the usual containers
-    (``mainEntity``, ``ItemList`` elements). Not every nested value: related
-    products (``isSimilarTo``...) are not this page's products."""
-    if isinstance(data, list):
-        for item in data:
-            yield from _jsonld_nodes(item)
-    elif isinstance(data, dict):
-        yield data
-        for key in _CONTAINER_KEYS:
-            if key in data and isinstance(data[key], dict | list):
-                yield from _jsonld_nodes(data[key])
-
-
-def _types(node: dict) -> set[str]:
-    types = node.get("@type")
-    types = types if isinstance(types, list) else [types]
-    return {t.rsplit("/", 1)[-1].rsplit(":", 1)[-1] for t in types if isinstance(t, str)}
-
-
-def _is_product(node: dict) -> bool:
-    return bool(_types(node) & {"Product", "ProductGroup", "IndividualProduct", "ProductModel"})
-
-
-def _jsonld_images(value: object) -> Iterator[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, list):
-        for item in value:
-            yield from _jsonld_images(item)
-    elif isinstance(value, dict):
-        url = value.get("contentUrl") or value.get("url")
-        if isinstance(url, str):
-            yield url
-
-
-def _first_offer(offers: object) -> dict:
-    if isinstance(offers, list):
-        return next((o for o in offers if isinstance(o, dict)), {})
-    if isinstance(offers, dict):
-        if offers.get("@type") == "AggregateOffer" and "offers" in offers:
-            inner = _first_offer(offers["offers"])
-            return inner or offers
-        return offers
-    return {}
-
-
-def extract_jsonld(
-    html: bytes, page_url: str, manufacturer: str
+def extract_structured(
+    html: bytes,
+    page_url: str,
+    manufacturer: str,
+    *,
+    content_type: str | None = None,
+    hint: PriceHint = NO_HINT,
 ) -> tuple[list[Product], list[str]]:
-    """Products from every JSON-LD block of a page; also returns parse problems.
+    """Products a page describes in structured data; also the problems met reading it.
 
-    A malformed block is reported and skipped; the page's other blocks still count.
+    ``page_url`` is the URL that answered. A malformed JSON-LD block is reported and
+    skipped; the page's other blocks and syntaxes still count.
     """
-    doc = soup(html)
-    page_canonical = page_canonical_url(doc, page_url)
-    products: list[Product] = []
-    problems: list[str] = []
-    for script in doc.find_all("script", attrs={"type": "application/ld+json"}):
-        raw = script.string or script.get_text()
-        try:
-            data = json.loads(raw, strict=False)  # real sites put raw newlines in strings
-        except (json.JSONDecodeError, TypeError) as exc:
-            problems.append(
-                f"malformed JSON-LD on {page_url}: {exc.msg if hasattr(exc, 'msg') else exc}"
-            )
-            continue
-        nodes = list(_jsonld_nodes(data))
-        in_groups = {
-            id(v)
-            for n in nodes
-            if "ProductGroup" in _types(n)
-            for v in (n.get("hasVariant") or [])
-            if isinstance(v, dict)
-        }
-        for node in nodes:
-            if not _is_product(node) or id(node) in in_groups:
-                continue
-            variants = [v for v in node.get("hasVariant") or [] if isinstance(v, dict)]
-            offer = _first_offer(node.get("offers")) or next(
-                (o for o in (_first_offer(v.get("offers")) for v in variants) if o), {}
-            )
-            declared = node.get("url") if isinstance(node.get("url"), str) else None
-            url = canonical_url(absolute(declared, page_url) or "") if declared else page_canonical
-            sku = next(
-                (
-                    str(node[k]).strip()
-                    for k in ("sku", "productID", "productGroupID", "mpn")
-                    if node.get(k) not in (None, "")
-                ),
-                None,
-            )
-            availability = offer.get("availability")
-            products.append(
-                Product(
-                    product_id=product_id_for(sku, url),
-                    name=clean_text(node.get("name")),
-                    manufacturer=manufacturer,
-                    url=url,
-                    sku=sku,
-                    image_urls=unique(
-                        absolute(u, page_url)
-                        for source in [node, *variants]
-                        for u in _jsonld_images(source.get("image"))
-                    ),
-                    price=parse_price(offer.get("price", offer.get("lowPrice"))),
-                    currency=clean_text(offer.get("priceCurrency")),
-                    availability=availability.rsplit("/", 1)[-1]
-                    if isinstance(availability, str)
-                    else None,
-                )
-            )
-    return products, problems
+    page, doc = read_page(html, content_type, page_url)
+    canonical = page_canonical_url(doc, page_url, page.base_url)
+    result = read_structured(page.text, page.base_url, canonical, manufacturer, hint)
+    return result.products, result.problems
+
+
+extract_jsonld = extract_structured  # the kind's older name
 
 
 # -- Shopify ---------------------------------------------------------------------------
@@ -328,13 +227,20 @@ def shopify_page_url(base_url: str, page: int, page_size: int, collection: str |
 
 
 def extract_shopify(
-    payload: bytes, base_url: str, manufacturer: str, currency: str | None = None
+    payload: bytes,
+    base_url: str,
+    manufacturer: str,
+    currency: str | None = None,
+    hint: PriceHint = NO_HINT,
 ) -> list[Product]:
-    """Products of one ``products.json`` page (raises ``ValueError`` if it is not one)."""
+    """Products of one ``products.json`` page (raises ``ValueError`` if it is not one).
+
+    Ids: the first variant's sku, else Shopify's product ``id``, else the handle's text.
+    """
     try:
         data = json.loads(payload)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"products.json is not JSON: {exc.msg}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"products.json is not JSON: {getattr(exc, 'msg', exc)}") from None
     if not isinstance(data, dict) or not isinstance(data.get("products"), list):
         raise ValueError("products.json has no 'products' list")
     products = []
@@ -344,37 +250,111 @@ def extract_shopify(
         variants = [v for v in item.get("variants") or [] if isinstance(v, dict)]
         first = variants[0] if variants else {}
         handle = item.get("handle")
-        url = canonical_url(f"{base_url.rstrip('/')}/products/{handle}") if handle else None
+        url = (
+            canonical_url(f"{base_url.rstrip('/')}/products/{handle}")
+            if isinstance(handle, str) and handle
+            else None
+        )
         images = sorted(
             (i for i in item.get("images") or [] if isinstance(i, dict)),
             key=lambda i: i.get("position") or 0,
         )
         image_urls = [absolute(i.get("src"), base_url + "/") for i in images]
         for variant in variants:
-            if variant.get("featured_image"):
+            if isinstance(variant.get("featured_image"), dict):
                 image_urls.append(absolute(variant["featured_image"].get("src"), base_url + "/"))
-        sku = first.get("sku") or None
+        sku = clean_text(first.get("sku"))
         variant_records = [
             Variant(
                 sku=clean_text(v.get("sku")),
                 title=clean_text(v.get("title")),
-                price=parse_price(v.get("price")),
+                price=parse_price(v.get("price"), hint),
                 available=v.get("available") if isinstance(v.get("available"), bool) else None,
             )
             for v in variants
         ]
         products.append(
             Product(
-                product_id=product_id_for(sku, url or str(item.get("id"))),
+                product_id=product_id_for(sku, url, _platform_id(item.get("id"))),
                 name=clean_text(item.get("title")),
                 manufacturer=manufacturer,
                 url=url,
                 sku=sku,
                 image_urls=unique(image_urls),
-                price=parse_price(first.get("price")),
+                price=parse_price(first.get("price"), hint),
                 currency=currency,
                 availability="InStock" if any(v.get("available") for v in variants) else None,
                 variants=variant_records,
+            )
+        )
+    return products
+
+
+def _platform_id(value: object) -> str | None:
+    """A platform's product id (numbers or strings; never a bool or a structure)."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+# -- WooCommerce Store API -----------------------------------------------------------
+
+
+def woocommerce_page_url(base_url: str, page: int, per_page: int, category: str | None) -> str:
+    base = base_url.rstrip("/")
+    query = f"page={page}&per_page={per_page}"
+    if category:
+        query += f"&category={quote(category, safe='')}"
+    return f"{base}/wp-json/wc/store/v1/products?{query}"
+
+
+def extract_woocommerce(payload: bytes, base_url: str, manufacturer: str) -> list[Product]:
+    """Products of one Store API page: a JSON list (raises ``ValueError`` if it is not one).
+
+    Prices come in minor units with ``currency_minor_unit`` (``"129900"`` and 2 is
+    1299.00); names carry HTML entities. Ids: sku, else WooCommerce's product ``id``,
+    else the slug's text.
+    """
+    try:
+        data = json.loads(payload)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"the Store API answer is not JSON: {getattr(exc, 'msg', exc)}") from None
+    if not isinstance(data, list):
+        detail = data.get("code") if isinstance(data, dict) else type(data).__name__
+        raise ValueError(f"the Store API answered no product list ({detail})")
+    products = []
+    for item in data:
+        if not isinstance(item, dict):
+            continue
+        prices = item.get("prices") if isinstance(item.get("prices"), dict) else {}
+        permalink = item.get("permalink")
+        url = (
+            canonical_url(absolute(permalink, base_url.rstrip("/") + "/") or "")
+            if isinstance(permalink, str) and permalink
+            else None
+        )
+        images = [
+            absolute(i.get("src"), base_url.rstrip("/") + "/")
+            for i in item.get("images") or []
+            if isinstance(i, dict) and isinstance(i.get("src"), str)
+        ]
+        sku = clean_text(item.get("sku"))
+        slug = item.get("slug") if isinstance(item.get("slug"), str) else None
+        in_stock = item.get("is_in_stock")
+        products.append(
+            Product(
+                product_id=product_id_for(sku, url or slug, _platform_id(item.get("id"))),
+                name=clean_text(item.get("name")),
+                manufacturer=manufacturer,
+                url=url,
+                sku=sku,
+                image_urls=unique(images),
+                price=minor_units(prices.get("price"), prices.get("currency_minor_unit")),
+                currency=clean_text(prices.get("currency_code")),
+                availability=None
+                if not isinstance(in_stock, bool)
+                else ("InStock" if in_stock else "OutOfStock"),
             )
         )
     return products
@@ -393,15 +373,23 @@ def _select_value(doc: BeautifulSoup, field: FieldSelector | None) -> str | None
 
 
 def extract_css(
-    html: bytes, page_url: str, catalog: CssCatalog, manufacturer: str
+    html: bytes,
+    page_url: str,
+    catalog: CssCatalog,
+    manufacturer: str,
+    *,
+    content_type: str | None = None,
+    hint: PriceHint = NO_HINT,
 ) -> list[Product]:
     """The product of one product page, read with the registry's selectors.
 
     Images come from the ``images`` selector (``<img>``/``<source>`` tags:
     largest srcset candidate, lazy attributes, src) with ``og:image`` as fallback.
     Returns no product when the name selector finds nothing (not a product page).
+    The price text is read by locale (``1.299,-- €``); a currency it names counts
+    when no ``currency`` selector does.
     """
-    doc = soup(html)
+    page, doc = read_page(html, content_type, page_url)
     name = _select_value(doc, catalog.name)
     if not name:
         return []
@@ -414,7 +402,9 @@ def extract_css(
         og = doc.select_one('meta[property="og:image"]')
         urls = [_attr(og, "content")] if og else []
     sku = _select_value(doc, catalog.sku)
-    url = page_canonical_url(doc, page_url)
+    url = page_canonical_url(doc, page_url, page.base_url)
+    price = parse_price_text(_select_value(doc, catalog.price), hint)
+    currency = _select_value(doc, catalog.currency) or price.currency
     return [
         Product(
             product_id=product_id_for(sku, url),
@@ -422,9 +412,9 @@ def extract_css(
             manufacturer=manufacturer,
             url=url,
             sku=sku,
-            image_urls=unique(absolute(u, page_url) for u in urls),
-            price=parse_price(_select_value(doc, catalog.price)),
-            currency=_select_value(doc, catalog.currency),
+            image_urls=unique(absolute(u, page.base_url) for u in urls),
+            price=float(price.amount) if price.amount is not None else None,
+            currency=currency,
         )
     ]
 

@@ -112,6 +112,7 @@ class FetchResult:
     attempts: int = 1
     location: str | None = None
     retry_after: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)  # lower-case names
 
 
 def check_url(url: str, allowed_private_networks: Iterable[str] = ()) -> None:
@@ -399,4 +400,5 @@ class HttpClient:
                 ),
                 location=response.headers.get("Location"),
                 retry_after=response.headers.get("Retry-After"),
+                headers={k.lower(): v for k, v in response.headers.items()},
             )

@@ -19,10 +19,13 @@ from pathlib import Path
 from types import UnionType
 from typing import Annotated, Literal, Union, get_args, get_origin
 
+import jmespath
+import jmespath.exceptions
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from image_assets.catalog.quality import CheckThresholds
+from image_assets.scraping.prices import PriceHint, valid_locale
 
 DEFAULT_REGISTRY = "vendors.yaml"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -51,19 +54,82 @@ class PageParam(_Strict):
     start: int = 1
 
 
-class JsonLdCatalog(_Strict):
-    """Listing pages link to product pages that carry schema.org Product JSON-LD.
+class StructuredCatalog(_Strict):
+    """Listing pages link to product pages that describe their product in structured data:
+    schema.org JSON-LD (``@graph`` and ``@id`` references followed), microdata, RDFa, with
+    OpenGraph's ``og:image`` as the last image fallback.
 
     Product links come from the ``product_links`` selector and from any JSON-LD
     ``ItemList`` on the listing page; pagination by ``next_page`` links and/or
-    a ``page_param``.
+    a ``page_param``. ``jsonld`` is the older name of this kind and still accepted.
     """
 
-    kind: Literal["jsonld"] = "jsonld"
+    kind: Literal["structured", "jsonld"] = "structured"
     start_urls: list[str] = Field(min_length=1)
     product_links: str = "a[href]"
     next_page: str | None = "a[rel~=next]"
     page_param: PageParam | None = None
+
+
+JsonLdCatalog = StructuredCatalog  # the kind's older name
+
+
+class EmbeddedFields(_Strict):
+    """JMESPath expressions for a product's fields, evaluated on each product object."""
+
+    name: str
+    price: str | None = None
+    currency: str | None = None
+    sku: str | None = None
+    id: str | None = Field(default=None, description="the platform's own product id")
+    images: str | None = None
+    url: str | None = None
+    availability: str | None = None
+
+    @field_validator("*")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        return _jmespath(value) if value is not None else None
+
+
+class EmbeddedJsonCatalog(_Strict):
+    """A client-rendered shop: product data read from JSON embedded in the page.
+
+    The JSON is a script's text (``script``: a CSS selector, ``script#__NEXT_DATA__``
+    for Next.js, ``script[type="application/json"]``...) or the object a script assigns
+    (``assignment: window.__STATE__``, parsed as a JavaScript literal, never run).
+    ``products`` (JMESPath) selects the product object, or a list of them on listing
+    pages; ``fields`` are JMESPath expressions relative to each product. With neither
+    ``script`` nor ``assignment``, the script is ``script#__NEXT_DATA__``.
+    ``product_links`` may be omitted when the listing pages carry every product.
+    """
+
+    kind: Literal["embedded_json"] = "embedded_json"
+    start_urls: list[str] = Field(min_length=1)
+    product_links: str | None = None
+    next_page: str | None = None
+    page_param: PageParam | None = None
+    script: str | None = Field(
+        default=None, description="CSS selector of the JSON script (script#__NEXT_DATA__ when unset)"
+    )
+    assignment: str | None = Field(default=None, pattern=r"^[A-Za-z_$][\w$]*(\.[A-Za-z_$][\w$]*)*$")
+    products: str = "@"
+    fields: EmbeddedFields
+
+    @field_validator("products")
+    @classmethod
+    def _products_compiles(cls, value: str) -> str:
+        return _jmespath(value)
+
+
+class WooCommerceCatalog(_Strict):
+    """A WooCommerce shop's public Store API: ``/wp-json/wc/store/v1/products?page=N&per_page=N``,
+    prices in minor units, pages until ``X-WP-TotalPages``."""
+
+    kind: Literal["woocommerce"] = "woocommerce"
+    base_url: str
+    per_page: int = Field(default=100, ge=1, le=100)
+    category: str | None = Field(default=None, description="a category id or slug to limit to")
 
 
 class ShopifyCatalog(_Strict):
@@ -91,7 +157,20 @@ class CssCatalog(_Strict):
     images: FieldSelector = FieldSelector(selector="img")
 
 
-Catalog = Annotated[JsonLdCatalog | ShopifyCatalog | CssCatalog, Field(discriminator="kind")]
+Catalog = Annotated[
+    StructuredCatalog | ShopifyCatalog | CssCatalog | EmbeddedJsonCatalog | WooCommerceCatalog,
+    Field(discriminator="kind"),
+]
+ListingCatalog = StructuredCatalog | CssCatalog | EmbeddedJsonCatalog
+
+
+def _jmespath(expression: str) -> str:
+    """The expression, checked to compile (the error names it and says where it broke)."""
+    try:
+        jmespath.compile(expression)
+    except jmespath.exceptions.JMESPathError as exc:
+        raise ValueError(f"JMESPath expression {expression!r} does not parse: {exc}") from None
+    return expression
 
 
 class HttpPolicy(_Strict):
@@ -123,6 +202,24 @@ class Vendor(_Strict):
         pattern=r"^[A-Z]{3}$",
         description="ISO 4217 code for prices whose page names no currency (any catalog kind)",
     )
+    locale: str | None = Field(
+        default=None,
+        description="how the shop writes numbers (de-DE: 1.299,00); decides ambiguous prices",
+    )
+    decimal_separator: Literal[",", "."] | None = Field(
+        default=None, description="the shop's decimal separator, when no locale says it"
+    )
+
+    @property
+    def price_hint(self) -> PriceHint:
+        return PriceHint.of(self.locale, self.decimal_separator, self.default_currency)
+
+    @field_validator("locale")
+    @classmethod
+    def _known_locale(cls, value: str | None) -> str | None:
+        if value is not None and not valid_locale(value):
+            raise ValueError(f"unknown locale {value!r} (a CLDR locale such as de-DE or en-US)")
+        return value
 
     @property
     def default_currency(self) -> str | None:
@@ -287,7 +384,7 @@ def _model_of(annotation: object, tag: object) -> type[BaseModel] | None:
         return models[0] if len(models) == 1 else None
     for model in models:
         kind = model.model_fields.get("kind")
-        if kind is not None and kind.default == tag:
+        if kind is not None and tag in get_args(kind.annotation):
             return model
     return None
 

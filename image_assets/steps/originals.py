@@ -80,19 +80,23 @@ def fetch_originals(
     workers: int = 4,
     say: Say = print,
 ) -> tuple[list[ImageRecord], OriginalsStats]:
-    """One :class:`ImageRecord` per (product, image URL), in product then position order."""
-    jobs = [(p.product_id, pos, url) for p in products for pos, url in enumerate(p.image_urls, 1)]
-    progress = ProgressReporter(say, "images", len(jobs))
+    """One :class:`ImageRecord` per (product, image URL), in product then position order.
 
-    def one(job: tuple[str, int, str]) -> FetchOutcome:
-        product_id, position, url = job
+    Each distinct URL is fetched once however many products show it (a shared
+    accessory photo, a kit and its bundle); every product still gets its record.
+    """
+    jobs = [(p.product_id, pos, url) for p in products for pos, url in enumerate(p.image_urls, 1)]
+    distinct = list(dict.fromkeys(url for _pid, _pos, url in jobs))
+    progress = ProgressReporter(say, "images", len(distinct))
+
+    def one(url: str) -> FetchOutcome:
         try:
-            outcome = _fetch_one(product_id, position, url, client, store, cache, limits)
+            outcome = _fetch_one("", 0, url, client, store, cache, limits)
         except Exception as exc:  # a bug or an odd file must not cost the other images
             outcome = FetchOutcome(
                 ImageRecord(
-                    product_id=product_id,
-                    position=position,
+                    product_id="",
+                    position=0,
                     source_url=url,
                     status="failed",
                     reason=f"internal error: {type(exc).__name__}: {exc}",
@@ -103,8 +107,21 @@ def fetch_originals(
         return outcome
 
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="originals") as pool:
-        outcomes = list(pool.map(one, jobs))
+        by_url = dict(zip(distinct, pool.map(one, distinct), strict=True))
     cache.save()
+    outcomes = []
+    counted: set[str] = set()
+    for product_id, position, url in jobs:
+        fetched = by_url[url]
+        record = fetched.record.model_copy(update={"product_id": product_id, "position": position})
+        if url in counted:  # the same fetch serves this product too: count its cost once
+            fetched = FetchOutcome(record.model_copy(update={"downloaded": False}))
+        else:
+            fetched = FetchOutcome(
+                record, fetched.not_modified, fetched.new_original, fetched.bytes_downloaded
+            )
+        counted.add(url)
+        outcomes.append(fetched)
     return [o.record for o in outcomes], OriginalsStats.of(outcomes)
 
 
