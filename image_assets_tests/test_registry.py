@@ -87,8 +87,8 @@ def test_registry_mistakes_are_one_line_each_naming_vendor_field_and_fix():
         "my-vendors.yaml: vendor 'apogee': catalog.colection: unknown field 'colection'; "
         "did you mean 'collection'? (allowed: base_url, collection, currency, kind, page_size)",
         "my-vendors.yaml: vendor 'apogee': htp: unknown field 'htp'; did you mean 'http'? "
-        "(allowed: allow_private_networks, catalog, checks, currency, http, key, max_pages, "
-        "max_products, name)",
+        "(allowed: allow_private_networks, catalog, checks, currency, decimal_separator, "
+        "http, key, locale, max_pages, max_products, name)",
         "my-vendors.yaml: vendor 'acme': catalog.name: required field is missing",
         "my-vendors.yaml: vendor 'acme': catalog.nam: unknown field 'nam'; did you mean "
         "'name'? (allowed: currency, images, kind, name, next_page, page_param, price, "
@@ -98,6 +98,6 @@ def test_registry_mistakes_are_one_line_each_naming_vendor_field_and_fix():
         "my-vendors.yaml: vendor #3: key: required field is missing",
         "my-vendors.yaml: vendor #3: catalog: Input tag 'sitemap' found using 'kind' does "
         "not match any of the expected tags: 'structured', 'jsonld', 'shopify', 'css', "
-            "'embedded_json', 'woocommerce'",
+        "'embedded_json', 'woocommerce'",
     ]
     assert "pydantic" not in str(info.value) and "errors.pydantic.dev" not in str(info.value)

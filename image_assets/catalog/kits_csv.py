@@ -177,6 +177,16 @@ def parse_csv(data: bytes) -> list[dict]:
     return rows
 
 
+def published_ids(data: bytes) -> dict[str, str]:
+    """Product URL -> product id of a published kits CSV (an unreadable CSV gives none),
+    so a product keeps its public id when the rule that makes ids changes."""
+    try:
+        rows = parse_csv(data)
+    except (KitsCsvError, UnicodeDecodeError, csv.Error):
+        return {}
+    return {row["url"]: row["product_id"] for row in rows if row.get("url") and row["product_id"]}
+
+
 def preview_markdown(
     rows: list[dict], published: list[PublishedImage], thumbnail: str, limit: int = 25
 ) -> str:

@@ -413,7 +413,11 @@ def parse_products(
         if page.key is None or page.status in ("failed", "refused"):
             problems.append(f"{page.url}: {page.reason}")
             continue
-        products, page_problems = parse_page(vendor, page, store.get(page.key))
+        try:
+            products, page_problems = parse_page(vendor, page, store.get(page.key))
+        except Exception as exc:  # one odd page must not cost the vendor's other products
+            log.exception("reading %s failed", page.url)
+            products, page_problems = [], [f"{page.url}: could not be read: {type(exc).__name__}"]
         problems.extend(page_problems)
         if not products and page.role == "product" and not page_problems:
             problems.append(f"{page.url}: no product found on the page")

@@ -47,7 +47,9 @@ def base_url_of(doc: BeautifulSoup, page_url: str) -> str:
     return page_url
 
 
-def read_page(body: bytes, content_type: str | None, final_url: str) -> tuple[DecodedPage, BeautifulSoup]:
+def read_page(
+    body: bytes, content_type: str | None, final_url: str
+) -> tuple[DecodedPage, BeautifulSoup]:
     """Decode ``body`` and parse it; the base URL follows ``final_url`` and ``<base href>``."""
     text, encoding = decode_html(body, content_type)
     doc = BeautifulSoup(text, "html.parser")

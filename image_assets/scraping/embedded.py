@@ -54,6 +54,10 @@ def embedded_data(doc: BeautifulSoup, script: str | None, assignment: str | None
             literal = text[match.end() : match.end() + _MAX_SCRIPT_CHARS]
             try:
                 return chompjs.parse_js_object(literal)
+            except RecursionError:
+                raise EmbeddedDataMissing(
+                    f"the value assigned to {assignment} nests too deeply"
+                ) from None
             except ValueError as exc:
                 raise EmbeddedDataMissing(
                     f"the value assigned to {assignment} is not an object literal: {exc}"
@@ -66,9 +70,13 @@ def embedded_data(doc: BeautifulSoup, script: str | None, assignment: str | None
     text = (tag.string or tag.get_text() or "")[:_MAX_SCRIPT_CHARS]
     try:
         return json.loads(text, strict=False)
+    except RecursionError:
+        raise EmbeddedDataMissing(f"{selector!r} holds JSON nested too deeply") from None
     except json.JSONDecodeError:
         try:
             return chompjs.parse_js_object(text)
+        except RecursionError:
+            raise EmbeddedDataMissing(f"{selector!r} holds JSON nested too deeply") from None
         except ValueError as exc:
             raise EmbeddedDataMissing(f"{selector!r} holds no JSON: {exc}") from None
 

@@ -44,9 +44,7 @@ def slug_text(text: str) -> str:
     return sanitize_id("".join(parts))
 
 
-def product_id_for(
-    sku: str | None, url: str | None, platform_id: str | int | None = None
-) -> str:
+def product_id_for(sku: str | None, url: str | None, platform_id: str | int | None = None) -> str:
     """The product id: sku, else the platform's id, else a slug of the URL's text, else a hash.
 
     Falls back to a hash of the raw values when all of them slug to nothing, so every
@@ -57,7 +55,7 @@ def product_id_for(
             safe = slug_text(str(candidate))
             if safe:
                 return safe
-    seed = f"{sku or ''}|{url or ''}|{platform_id or ''}"
+    seed = f"{sku or ''}|{unquote(url or '')}|{platform_id or ''}"  # escapes are not identity
     return "p-" + hashlib.sha256(seed.encode()).hexdigest()[:16]
 
 

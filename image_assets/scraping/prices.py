@@ -102,11 +102,7 @@ def parse_price_text(text: object, hint: PriceHint = NO_HINT) -> ParsedPrice:
     raw = str(text)
     price = Price.fromstring(raw)
     amount = price.amount
-    if (
-        hint.decimal_separator
-        and price.amount_text
-        and _AMBIGUOUS.match(price.amount_text.strip())
-    ):
+    if hint.decimal_separator and price.amount_text and _AMBIGUOUS.match(price.amount_text.strip()):
         amount = Price.fromstring(raw, decimal_separator=hint.decimal_separator).amount
     return ParsedPrice(amount, currency_code(price.currency, hint.currency))
 

@@ -110,7 +110,8 @@ class EmbeddedJsonCatalog(_Strict):
     next_page: str | None = None
     page_param: PageParam | None = None
     script: str | None = Field(
-        default=None, description="CSS selector of the JSON script (script#__NEXT_DATA__ when unset)"
+        default=None,
+        description="CSS selector of the JSON script (script#__NEXT_DATA__ when unset)",
     )
     assignment: str | None = Field(default=None, pattern=r"^[A-Za-z_$][\w$]*(\.[A-Za-z_$][\w$]*)*$")
     products: str = "@"

@@ -79,24 +79,28 @@ def jsonld_blocks(tree: lxml.etree._Element, page_url: str) -> tuple[list[object
             continue
         try:
             blocks.extend(reader.extract_items(script))
+        except RecursionError:
+            problems.append(f"malformed JSON-LD on {page_url}: nested too deeply")
         except ValueError as exc:  # json's and jstyleson's errors are ValueErrors
             message = getattr(exc, "msg", None) or str(exc)
             problems.append(f"malformed JSON-LD on {page_url}: {message[:200]}")
     return blocks, problems
 
 
-def jsonld_nodes(data: object) -> Iterator[dict]:
+def jsonld_nodes(data: object, depth: int = 0) -> Iterator[dict]:
     """Every node of a JSON-LD block: top level, ``@graph`` and the usual containers
     (``mainEntity``, ``ItemList`` elements). Not every nested value: related
     products (``isSimilarTo``...) are not this page's products."""
+    if depth > _MAX_DEPTH:
+        return
     if isinstance(data, list):
         for item in data:
-            yield from jsonld_nodes(item)
+            yield from jsonld_nodes(item, depth + 1)
     elif isinstance(data, dict):
         yield data
         for key in _CONTAINER_KEYS:
             if key in data and isinstance(data[key], dict | list):
-                yield from jsonld_nodes(data[key])
+                yield from jsonld_nodes(data[key], depth + 1)
 
 
 def types_of(node: dict) -> set[str]:
@@ -290,9 +294,7 @@ def _products_of(
     hint: PriceHint,
 ) -> list[Product]:
     groups = [n for n in candidates if "ProductGroup" in types_of(n)]
-    variant_ids = {
-        id(v) for g in groups for v in graph.get(g, "hasVariant") if isinstance(v, dict)
-    }
+    variant_ids = {id(v) for g in groups for v in graph.get(g, "hasVariant") if isinstance(v, dict)}
     variants_of: dict[int, list[dict]] = {id(g): [] for g in groups}
     for node in candidates:
         parent = graph.first(node, "isVariantOf")
@@ -400,7 +402,11 @@ def read_structured(
         for root in roots:
             for node in jsonld_nodes(graph.deref(root)):
                 node = graph.deref(node)
-                if isinstance(node, dict) and types_of(node) & PRODUCT_TYPES and id(node) not in seen:
+                if (
+                    isinstance(node, dict)
+                    and types_of(node) & PRODUCT_TYPES
+                    and id(node) not in seen
+                ):
                     seen.add(id(node))
                     candidates.append(node)
         for node in graph.by_id.values():  # graph members reached only by reference
@@ -452,7 +458,8 @@ def itemlist_urls(blocks: list[object]) -> Iterator[str]:
                 if not isinstance(element, dict):
                     continue
                 item = graph.deref(element.get("item"))
-                url = element.get("url") or (item.get("url") or item.get("@id") if isinstance(item, dict) else item)
+                url = element.get("url") or (
+                    item.get("url") or item.get("@id") if isinstance(item, dict) else item
+                )
                 if isinstance(url, str):
                     yield url
-

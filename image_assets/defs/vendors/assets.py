@@ -15,6 +15,7 @@ from image_assets.catalog.kits_csv import (
     build_rows,
     kits_table,
     preview_markdown,
+    published_ids,
     render_csv,
 )
 from image_assets.catalog.tags_table import save_tag_rows
@@ -106,7 +107,12 @@ def vendor_products(
 ) -> Output[list[dict]]:
     vendor = registry.load().get(context.partition_key)
     pages = [PageRecord.model_validate(p) for p in vendor_pages]
-    products, problems = parse_products(vendor, pages, storage.raw())
+    raw = storage.raw()
+    try:  # ids once published stay put, whatever rule made them
+        published = published_ids(raw.get(kits_csv_key(vendor.key)))
+    except BlobNotFound:
+        published = {}
+    products, problems = parse_products(vendor, pages, raw, published)
     for problem in problems[:20]:
         context.log.warning(problem)
     return Output(
