@@ -2,6 +2,8 @@
 
 Subcommands:
   scrape      crawl one vendor of a registry and print its products as JSON lines
+  probe       try every catalog kind on one product (or listing) page and print a
+              registry entry to paste
   render      write renditions of local image files, one JSON line per input
   demo        serve the sample vendor sites and materialize the whole graph
               for every manufacturer in a real Dagster instance, then print a summary
@@ -238,6 +240,84 @@ def cmd_scrape(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_probe(args: argparse.Namespace) -> int:
+    """Which kinds read a shop's page, what each found, and a registry entry for the best."""
+    import ipaddress
+    import re
+
+    import yaml
+
+    from image_assets.scraping.http import FetchError, HttpClient, HttpSettings
+    from image_assets.scraping.probe import probe, review_notes
+
+    try:
+        for cidr in args.allow_private:
+            ipaddress.ip_network(cidr, strict=False)
+    except ValueError as exc:
+        print(f"error: --allow-private: {exc}", file=sys.stderr)
+        return 2
+    if args.key is not None and not re.match(r"^[a-z0-9][a-z0-9_-]{0,39}$", args.key):
+        print(f"error: --key {args.key!r} must be a lowercase slug ([a-z0-9_-])", file=sys.stderr)
+        return 2
+    settings = HttpSettings(allowed_private_networks=tuple(args.allow_private), max_retries=1)
+    with HttpClient(settings) as client:
+        try:
+            report = probe(
+                args.url,
+                client,
+                listing=args.listing,
+                platforms=not args.no_platforms,
+                key=args.key,
+            )
+        except FetchError as exc:
+            print(f"error: {args.url}: {exc.reason}", file=sys.stderr)
+            return 1
+    print(f"probed {report.url}")
+    if report.final_url != report.url:
+        print(f"  answered from {report.final_url}")
+    if report.product_url:
+        print(f"  first product page: {report.product_url}")
+    print(f"  {report.content_type or 'no content type'}, read as {report.encoding}")
+    if report.listing is not None:
+        links = report.listing["products"]
+        print(
+            f"  listing: {len(links)} product links with {report.listing['product_links']!r}"
+            + (
+                f", next page {report.listing['next_page']!r}"
+                if report.listing["next_page"]
+                else ""
+            )
+        )
+    for finding in report.findings:
+        count = sum(1 for p in finding.products if p.name)
+        print(f"\nkind {finding.kind}: {count} product{'s' if count != 1 else ''}")
+        for note in finding.notes[:4]:
+            print(f"  ({note})")
+        for product in finding.products[:3]:
+            price = "no price" if product.price is None else f"{product.price:g}"
+            print(
+                f"  - {product.name!r}: {price} {product.currency or '(no currency)'}, "
+                f"id {product.product_id}, {len(product.image_urls)} images"
+            )
+            for url in product.image_urls[:4]:
+                print(f"      {url}")
+        if finding.catalog and finding.kind == "embedded_json":
+            for name, expression in finding.catalog["fields"].items():
+                print(f"  fields.{name}: {expression}")
+    if report.vendor is None:
+        print("\nno kind found a product here: this is not a product page any kind can read")
+        return 1
+    entry = dict(report.vendor)
+    if args.allow_private:
+        entry["allow_private_networks"] = list(args.allow_private)
+    notes = review_notes(report)
+    print(f"\n# registry entry ({entry['catalog']['kind']}): review, then paste under `vendors:`")
+    for note in notes:
+        print(f"# - {note}")
+    print(yaml.safe_dump([entry], sort_keys=False, allow_unicode=True), end="")
+    return 0
+
+
 def cmd_render(args: argparse.Namespace) -> int:
     """Renditions for local files, one JSON line per input; bad inputs are refused, not fatal."""
     import json
@@ -385,6 +465,27 @@ def build_parser() -> argparse.ArgumentParser:
     scrape.add_argument("--limit", type=int, help="stop after this many products")
     scrape.add_argument("-v", "--verbose", action="store_true", help="progress on stderr")
     scrape.set_defaults(func=cmd_scrape)
+    probe = sub.add_parser(
+        "probe", help="which catalog kinds read a shop's page; prints a registry entry"
+    )
+    probe.add_argument("url", metavar="URL", help="a product page (or a listing, with --listing)")
+    probe.add_argument(
+        "--listing", action="store_true", help="URL is a listing page: find its product links"
+    )
+    probe.add_argument(
+        "--allow-private",
+        action="append",
+        default=[],
+        metavar="CIDR",
+        help="let the probe fetch from this private network (127.0.0.0/8 for a local test shop)",
+    )
+    probe.add_argument("--key", help="the vendor key of the entry (default: from the host name)")
+    probe.add_argument(
+        "--no-platforms",
+        action="store_true",
+        help="do not try Shopify's and WooCommerce's APIs next to the URL",
+    )
+    probe.set_defaults(func=cmd_probe)
     render = sub.add_parser(
         "render", help="write renditions of local image files; one JSON line per input"
     )

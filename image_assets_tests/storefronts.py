@@ -640,6 +640,10 @@ class Storefronts:
             )
 
         self.routes["/shopify/products.json"] = products_json
+        self.page(
+            "/shopify/products/big-cat",
+            _html('<meta property="og:site_name" content="Little Shop">', "<h1>Big Cat</h1>"),
+        )
 
 
 def _next_page(data: dict, body: str) -> str:

@@ -66,7 +66,9 @@ class StructuredCatalog(_Strict):
 
     kind: Literal["structured", "jsonld"] = "structured"
     start_urls: list[str] = Field(min_length=1)
-    product_links: str = "a[href]"
+    product_links: str | None = Field(
+        default="a[href]", description="null: only the listing's schema.org ItemList links"
+    )
     next_page: str | None = "a[rel~=next]"
     page_param: PageParam | None = None
 

@@ -150,9 +150,10 @@ class Graph:
         elif isinstance(value, dict):
             node_id = value.get("@id")
             if isinstance(node_id, str) and len(value) > 1:
-                known = self.by_id.setdefault(node_id, {})
-                for key, item in value.items():
-                    known.setdefault(key, item)
+                known = self.by_id.setdefault(node_id, value)
+                if known is not value:  # one node described in two places: one view of it
+                    for key, item in value.items():
+                        known.setdefault(key, item)
             for item in value.values():
                 if isinstance(item, dict | list):
                     self._index(item, depth + 1)
