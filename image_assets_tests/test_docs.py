@@ -43,6 +43,7 @@ RUN_BY = {
     '.venv/bin/python -c "import duckdb': "test_cli_demo.py::test_make_demo_twice_second_run_is_free",
     ".venv/bin/image-assets scrape": "test_docs.py::test_the_registry_example_scrapes_a_local_site",
     "vendors:": "test_docs.py::test_the_registry_example_scrapes_a_local_site",
+    ".venv/bin/image-assets probe": "test_docs.py::test_the_probe_command_prints_an_entry_that_reads_the_shop",
     "export IMAGE_ASSETS_PROFILE=aws": "test_docs.py::test_the_aws_example_starts_the_ui_on_moto",
     ".venv/bin/image-assets render": "test_docs.py::test_the_render_command_as_written",
     ".venv/bin/image-assets serve": "test_delivery.py::test_every_sdk_url_for_the_configured_renditions_is_served",
@@ -194,6 +195,28 @@ class ExampleSite(BaseHTTPRequestHandler):
                 else b'<html><body><div class="product-tile">'
                 b'<a class="title" href="/shop/p3">P3</a></div></body></html>'
             )
+        if path == "/wp-json/wc/store/v1/products":
+            return self._store_api(query)
+        if path == "/rockets":
+            cards = "".join(
+                f'<a class="product-card" href="/rockets/nx-{n}">Nx {n}</a>' for n in (1, 2)
+            )
+            return self._send(f"<html><body>{cards}</body></html>".encode())
+        if path.startswith("/rockets/nx-"):
+            n = path.rsplit("-", 1)[1]
+            product = {
+                "id": f"gid-{n}",
+                "title": f"Next Rocket {n}",
+                "url": f"/rockets/nx-{n}",
+                "variants": [{"sku": f"NX-{n}"}],
+                "price": {"amount": f"1,29{n}.00", "currencyCode": "USD"},
+                "images": [{"url": f"/img/nx{n}.jpg"}],
+            }
+            data = {"props": {"pageProps": {"product": product}}, "page": "/rockets/[id]"}
+            script = (
+                f'<script id="__NEXT_DATA__" type="application/json">{json.dumps(data)}</script>'
+            )
+            return self._send(f"<html><body><div id=__next></div>{script}</body></html>".encode())
         if path.startswith("/shop/p"):
             n = path.removeprefix("/shop/p")
             return self._send(
@@ -201,12 +224,51 @@ class ExampleSite(BaseHTTPRequestHandler):
             )
         return self._send(b"not found", "text/plain", 404)
 
+    def _store_api(self, query: dict[str, str]):
+        """WooCommerce's Store API as WordPress answers: 400 for per_page over 100 or a page
+        past the last, X-WP-TotalPages on every page."""
+        page, per_page = int(query.get("page", "1")), int(query.get("per_page", "10"))
+        error = None
+        if not 1 <= per_page <= 100:
+            error = "rest_invalid_param"
+        elif page != 1:
+            error = "rest_post_invalid_page_number"
+        if error:
+            body = json.dumps({"code": error, "data": {"status": 400}}).encode()
+            return self._send(body, "application/json", 400)
+        products = [
+            {
+                "id": 40 + n,
+                "name": f"Rakete Nr.&nbsp;{n}",
+                "slug": f"rakete-{n}",
+                "permalink": f"http://{self.headers['Host']}/produkt/rakete-{n}/",
+                "sku": "",
+                "prices": {"price": f"{n}29900", "currency_code": "EUR", "currency_minor_unit": 2},
+                "images": [{"id": n, "src": f"http://{self.headers['Host']}/img/rk{n}.jpg"}],
+            }
+            for n in (1, 2)
+        ]
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json; charset=UTF-8")
+        self.send_header("X-WP-Total", "2")
+        self.send_header("X-WP-TotalPages", "1")
+        body = json.dumps(products).encode()
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
 
 def localized_registry(base: str) -> str:
     """The README's registry example with its hosts on ``base`` and private addresses
     allowed for them; nothing else changed."""
     text = block("vendors:")
-    for host in ("https://shop.example.com", "https://acme.example", "https://rocketshop.example"):
+    for host in (
+        "https://shop.example.com",
+        "https://acme.example",
+        "https://rocketshop.example",
+        "https://raketen.example",
+        "https://next.example",
+    ):
         text = text.replace(host, base)
     registry = yaml.safe_load(text)
     for vendor in registry["vendors"]:
@@ -221,13 +283,23 @@ def test_the_registry_example_scrapes_a_local_site(tmp_path):
         (work / "my-vendors.yaml").write_text(localized_registry(site.url))
         command = block(".venv/bin/image-assets scrape").strip()
         found: dict[str, list[dict]] = {}
-        for key in ("apogee", "acme", "rocketshop"):
+        for key in ("apogee", "acme", "rocketshop", "raketenladen", "nextrockets"):
             result = _sh(command.replace("--vendor apogee", f"--vendor {key}"), work, 120)
             assert result.returncode == 0, result.stderr
             found[key] = [json.loads(line) for line in result.stdout.splitlines()]
     finally:
         site.stop()
     apogee, acme, shop = found["apogee"], found["acme"], found["rocketshop"]
+    woo, nxt = found["raketenladen"], found["nextrockets"]
+    assert [(p["product_id"], p["name"], p["price"], p["currency"]) for p in woo] == [
+        ("41", "Rakete Nr. 1", 1299.0, "EUR"),
+        ("42", "Rakete Nr. 2", 2299.0, "EUR"),
+    ]
+    assert [(p["product_id"], p["name"], p["price"], p["currency"]) for p in nxt] == [
+        ("nx-1", "Next Rocket 1", 1291.0, "USD"),
+        ("nx-2", "Next Rocket 2", 1292.0, "USD"),
+    ]
+    assert all(p["image_urls"] and p["url"].endswith(p["product_id"]) for p in nxt)
     assert [p["name"] for p in apogee] == [f"Apogee Rocket {n}" for n in (1, 2, 3)]
     assert {p["currency"] for p in apogee} == {"USD"} and apogee[0]["price"] == 11.0
     assert sorted(p["name"] for p in acme) == [f"Acme Rocket {n}" for n in (1, 2, 3)]
@@ -235,6 +307,34 @@ def test_the_registry_example_scrapes_a_local_site(tmp_path):
     assert all("utm_source" not in p["url"] for p in acme)  # canonical product URLs
     assert sorted(p["product_id"] for p in shop) == ["rs-1", "rs-2", "rs-3"]
     assert {p["currency"] for p in shop} == {"USD"} and all(p["image_urls"] for p in shop)
+
+
+def test_the_probe_command_prints_an_entry_that_reads_the_shop(tmp_path):
+    site = serve(ExampleSite)
+    try:
+        work = _workdir(tmp_path)
+        command = block(".venv/bin/image-assets probe").strip()
+        command = command.replace("https://acme.example", site.url)
+        # one local server plays every example shop, the WooCommerce one too: the API probe
+        # would rightly find that shop's Store API on this origin, so it is skipped here
+        flags = "--allow-private 127.0.0.0/8 --key acme --no-platforms"
+        probed = _sh(f"{command} {flags}", work, 120)
+        assert probed.returncode == 0, probed.stderr
+        entry_text = probed.stdout[probed.stdout.index("# registry entry (structured)") :]
+        entries = yaml.safe_load(entry_text)
+        assert entries[0]["catalog"]["product_links"] == "a.product-link"
+        assert entries[0]["catalog"]["next_page"] == "a[rel~=next]"
+        assert "names no currency" in entry_text  # the example's pages name none
+        entries[0]["currency"] = "USD"  # the review the note asks for
+        (work / "probed.yaml").write_text(yaml.safe_dump({"vendors": entries}))
+        scraped = _sh(
+            ".venv/bin/image-assets scrape --vendor acme --registry probed.yaml", work, 120
+        )
+        assert scraped.returncode == 0, scraped.stderr
+        names = sorted(json.loads(line)["name"] for line in scraped.stdout.splitlines())
+        assert names == [f"Acme Rocket {n}" for n in (1, 2, 3)]
+    finally:
+        site.stop()
 
 
 # ------------------------------------------------------------ other commands

@@ -66,7 +66,12 @@ def test_the_printed_entry_reads_every_product(shops, capsys, path, listing, kin
     products, problems = _scrape(entry)
     wanted = expected(shops.base)[want]
     assert {
-        p.product_id: (p.name, p.price, p.currency, tuple(u.removeprefix(shops.base) for u in p.image_urls))
+        p.product_id: (
+            p.name,
+            p.price,
+            p.currency,
+            tuple(u.removeprefix(shops.base) for u in p.image_urls),
+        )
         for p in products
     } == {k: (e.name, e.price, e.currency, e.images) for k, e in wanted.items()}, (out, problems)
 

@@ -142,7 +142,7 @@ class _PageFetcher:
         sha = hashlib.sha256(body).hexdigest()
         if not cached or cached.get("sha256") != sha or not self.store.exists(key):
             self.store.put(key, body, result.content_type)
-        entry = {
+        entry: dict[str, object] = {
             "etag": result.validators.etag,
             "last_modified": result.validators.last_modified,
             "sha256": sha,
@@ -372,7 +372,7 @@ def parse_page(vendor: Vendor, page: PageRecord, body: bytes) -> tuple[list[Prod
     catalog = vendor.catalog
     hint = vendor.price_hint
     answered = page.final_url or page.url
-    typed = {"content_type": page.content_type, "hint": hint}
+    content_type = page.content_type
     if isinstance(catalog, ShopifyCatalog | WooCommerceCatalog):
         try:
             if isinstance(catalog, ShopifyCatalog):
@@ -384,15 +384,23 @@ def parse_page(vendor: Vendor, page: PageRecord, body: bytes) -> tuple[list[Prod
         if page.role == "listing" and catalog.product_links and catalog.products == "@":
             return [], []  # listing pages only link to product pages
         result = extract_embedded(
-            body, answered, catalog, vendor.key, required=page.role == "product", **typed
+            body,
+            answered,
+            catalog,
+            vendor.key,
+            required=page.role == "product",
+            content_type=content_type,
+            hint=hint,
         )
         return result.products, result.problems
     if page.role != "product":
         return [], []
     if isinstance(catalog, StructuredCatalog):
-        return extract_structured(body, answered, vendor.key, **typed)
+        return extract_structured(body, answered, vendor.key, content_type=content_type, hint=hint)
     if isinstance(catalog, CssCatalog):
-        return extract_css(body, answered, catalog, vendor.key, **typed), []
+        return extract_css(
+            body, answered, catalog, vendor.key, content_type=content_type, hint=hint
+        ), []
     return [], []
 
 

@@ -64,10 +64,10 @@ def embedded_data(doc: BeautifulSoup, script: str | None, assignment: str | None
                 ) from None
         raise EmbeddedDataMissing(f"no script assigns {assignment}")
     selector = script or DEFAULT_SCRIPT
-    tag = doc.select_one(selector)
-    if tag is None:
+    chosen = doc.select_one(selector)
+    if chosen is None:
         raise EmbeddedDataMissing(f"no element matches the script selector {selector!r}")
-    text = (tag.string or tag.get_text() or "")[:_MAX_SCRIPT_CHARS]
+    text = (chosen.string or chosen.get_text() or "")[:_MAX_SCRIPT_CHARS]
     try:
         return json.loads(text, strict=False)
     except RecursionError:

@@ -327,7 +327,7 @@ def extract_woocommerce(payload: bytes, base_url: str, manufacturer: str) -> lis
     for item in data:
         if not isinstance(item, dict):
             continue
-        prices = item.get("prices") if isinstance(item.get("prices"), dict) else {}
+        prices: dict = item["prices"] if isinstance(item.get("prices"), dict) else {}
         permalink = item.get("permalink")
         url = (
             canonical_url(absolute(permalink, base_url.rstrip("/") + "/") or "")

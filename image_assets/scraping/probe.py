@@ -39,6 +39,7 @@ from image_assets.scraping.http import FetchError, HttpClient
 from image_assets.scraping.prices import valid_locale
 from image_assets.scraping.registry import CssCatalog, EmbeddedJsonCatalog
 from image_assets.scraping.structured import read_structured
+from image_assets.scraping.urls import canonical_url
 
 KIND_ORDER = ("shopify", "woocommerce", "structured", "embedded_json", "css")
 _NAME_KEYS = ("title", "name", "productName")
@@ -209,7 +210,7 @@ def embedded_sources(doc: BeautifulSoup) -> Iterator[tuple[dict, object]]:
     """(catalog keys that select it, data) of every JSON object a page embeds."""
     for tag in doc.find_all("script"):
         text = tag.string or tag.get_text() or ""
-        kind = (tag.get("type") or "").lower()
+        kind = str(tag.get("type") or "").lower()
         if kind == "application/ld+json":
             continue
         if kind == "application/json" or tag.get("id") == "__NEXT_DATA__":
@@ -227,7 +228,7 @@ def embedded_sources(doc: BeautifulSoup) -> Iterator[tuple[dict, object]]:
             if name in ("var", "let", "const"):
                 continue
             try:
-                data = chompjs.parse_js_object(text[match.end() - 1 :])
+                data: object = chompjs.parse_js_object(text[match.end() - 1 :])
             except (ValueError, RecursionError):
                 continue
             yield {"assignment": name}, data
@@ -238,7 +239,7 @@ def _css_guess(doc: BeautifulSoup) -> dict | None:
     heading = doc.find("h1")
     if not isinstance(heading, Tag) or not heading.get_text(strip=True):
         return None
-    classes = heading.get("class") or []
+    classes = list(heading.get("class") or [])
     catalog: dict = {"name": {"selector": f"h1.{classes[0]}" if classes else "h1"}}
     price = doc.find(class_=re.compile(r"price", re.IGNORECASE))
     if isinstance(price, Tag):
@@ -420,18 +421,18 @@ def _listing_links(body: bytes, final_url: str, content_type: str | None) -> dic
     page, doc = read_page(body, content_type, final_url)
     here = urlsplit(final_url)
     groups: dict[str, list[str]] = {}
-    classes: dict[str, Counter] = {}
+    classes: dict[str, Counter[str]] = {}
     for anchor in doc.find_all("a", href=True):
         href = str(anchor["href"]).strip()
         if not href or href.startswith(("#", "javascript:", "mailto:", "tel:")):
             continue
-        absolute = urlsplit(urljoin(page.base_url, href))
+        absolute = urlsplit(canonical_url(urljoin(page.base_url, href)))
         if absolute.netloc != here.netloc or absolute.path == here.path:
+            continue  # other sites, and this page's own pagination
+        if "next" in (anchor.get("rel") or []):
             continue
-        prefix = absolute.path.rsplit("/", 1)[0] + "/" if not absolute.query else absolute.path
-        if absolute.path.endswith("/") and absolute.path.count("/") > 2:
-            prefix = absolute.path.rstrip("/").rsplit("/", 1)[0] + "/"
-        groups.setdefault(prefix, []).append(href)
+        prefix = absolute.path.rstrip("/").rsplit("/", 1)[0] + "/"  # the links' folder
+        groups.setdefault(prefix, []).append(absolute.geturl())
         classes.setdefault(prefix, Counter()).update([" ".join(anchor.get("class") or [])])
     ranked = sorted(groups.items(), key=lambda kv: len(set(kv[1])), reverse=True)
     selector = None

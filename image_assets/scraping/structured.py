@@ -350,7 +350,7 @@ def _unique(values: Iterable[str | None]) -> list[str]:
     return list(dict.fromkeys(v for v in values if v))
 
 
-def _other_syntax(tree: lxml.etree._Element, syntax: str, base_url: str) -> list[dict]:
+def _other_syntax(tree: lxml.etree._Element, syntax: str, base_url: str) -> list[object]:
     """Items of one non-JSON-LD syntax, in the compact JSON-LD shape."""
     data = extruct.extract(
         tree, base_url=base_url, syntaxes=[syntax], uniform=True, errors="strict"
@@ -401,8 +401,8 @@ def read_structured(
         seen: set[int] = set()
         candidates: list[dict] = []
         for root in roots:
-            for node in jsonld_nodes(graph.deref(root)):
-                node = graph.deref(node)
+            for found in jsonld_nodes(graph.deref(root)):
+                node = graph.deref(found)
                 if (
                     isinstance(node, dict)
                     and types_of(node) & PRODUCT_TYPES
@@ -414,10 +414,10 @@ def read_structured(
             if types_of(node) & PRODUCT_TYPES and id(node) not in seen:
                 seen.add(id(node))
                 candidates.append(node)
-        found = _products_of(graph, candidates, base_url, page_canonical, manufacturer, hint)
-        if found:
-            per_syntax[syntax] = found
-            result.found_by[syntax] = len(found)
+        products = _products_of(graph, candidates, base_url, page_canonical, manufacturer, hint)
+        if products:
+            per_syntax[syntax] = products
+            result.found_by[syntax] = len(products)
     result.og_image = _og_image(tree, base_url)
     primary = next(iter(per_syntax.values()), [])
     if len(primary) == 1:
