@@ -78,6 +78,7 @@ class Storefronts:
         self._alt()
         self._modern()
         self._next()
+        self._nuxt()
         self._shopify()
 
     # -- helpers ------------------------------------------------------------------
@@ -591,6 +592,42 @@ class Storefronts:
         )
         self.page("/next/state/vega", _html(script, "<div id=app></div>"))
 
+    # -- a Nuxt 3 shop: devalue's flattened payload in __NUXT_DATA__ --------------------
+    def _nuxt(self) -> None:
+        self.image("/nuxt/img/orbit-1.jpg")
+        self.image("/nuxt/img/orbit-2.jpg")
+        # as Nuxt 3 renders it: one flat array, every member an index into it; the data
+        # key is the page's own useFetch key
+        payload = [
+            ["ShallowReactive", 1],
+            {"data": 2, "state": 10, "once": 12, "_errors": 13, "serverRendered": 15, "path": 16},
+            ["ShallowReactive", 3],
+            {"product-orbit": 4},
+            {"id": 5, "name": 6, "price": 7, "currency": 8, "images": 9},
+            88123,
+            "Orbit Explorer",
+            34.5,
+            "GBP",
+            [17, 18],
+            ["Reactive", 11],
+            {},
+            ["Set"],
+            ["ShallowReactive", 14],
+            {"product-orbit": -1},
+            True,
+            "/products/orbit",
+            "/nuxt/img/orbit-1.jpg",
+            "/nuxt/img/orbit-2.jpg",
+        ]
+        script = (
+            '<script type="application/json" data-nuxt-data="nuxt-app" data-ssr="true" '
+            f'id="__NUXT_DATA__">{json.dumps(payload)}</script>'
+        )
+        self.page(
+            "/nuxt/products/orbit",
+            _html("<title>Orbit</title>", f'<div id="__nuxt"></div>{script}'),
+        )
+
     # -- Shopify ----------------------------------------------------------------------
     def _shopify(self) -> None:
         self.image("/shopify/cdn/files/dog.jpg")
@@ -744,6 +781,15 @@ def expected(base: str) -> dict[str, dict[str, Expected]]:
                 "prod_01hxb", "Nova Rocket™", 9.0, "USD", ("/next/images/nova.jpg",)
             ),
         },
+        "nuxt": {
+            "88123": Expected(
+                "88123",
+                "Orbit Explorer",
+                34.5,
+                "GBP",
+                ("/nuxt/img/orbit-1.jpg", "/nuxt/img/orbit-2.jpg"),
+            )
+        },
         "next-state": {
             "vg-1": Expected("vg-1", "Vega 'Mk II'", 129.5, "EUR", ("/next/images/vega.jpg",))
         },
@@ -801,6 +847,15 @@ vendors:
       assignment: window.__STATE__
       products: product
       fields: {{name: name, sku: sku, price: price, currency: currency, images: photos}}
+  - key: nuxt
+    name: Orbit Store
+    allow_private_networks: [127.0.0.0/8]
+    catalog:
+      kind: embedded_json
+      start_urls: ["{base}/nuxt/products/orbit"]
+      script: "script#__NUXT_DATA__"
+      products: data.*
+      fields: {{name: name, id: id, price: price, currency: currency, images: images}}
   - key: shopify
     name: Little Shop
     currency: USD

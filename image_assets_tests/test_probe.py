@@ -50,6 +50,7 @@ def _scrape(entry: dict):
         ("/modern/", True, "structured", "modern"),
         ("/next/rockets", True, "embedded_json", "next"),
         ("/next/state/vega", False, "embedded_json", "next-state"),
+        ("/nuxt/products/orbit", False, "embedded_json", "nuxt"),
         ("/shopify/products/big-cat", False, "shopify", "shopify"),
     ],
 )

@@ -48,7 +48,7 @@ def _scrape(registry: Registry, key: str, store):
     return crawl, *parse_products(vendor, crawl.pages, store)
 
 
-VENDORS = ["woo", "woo-pages", "alt", "modern", "next", "next-state", "shopify"]
+VENDORS = ["woo", "woo-pages", "alt", "modern", "next", "next-state", "nuxt", "shopify"]
 
 
 @pytest.mark.parametrize("key", VENDORS)

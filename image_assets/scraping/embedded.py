@@ -1,7 +1,8 @@
 """Products from JSON embedded in client-rendered pages (Next.js, Nuxt, plain state objects).
 
 A Next.js page carries its data in ``<script id="__NEXT_DATA__" type="application/json">``;
-others assign it in a script (``window.__STATE__ = {...};``), which is JavaScript, not
+a Nuxt 3 page in ``<script id="__NUXT_DATA__">`` as devalue's flattened array (every
+value an index into the array), which is unflattened here; others assign it in a script (``window.__STATE__ = {...};``), which is JavaScript, not
 JSON: chompjs reads the object literal without running anything. The registry says
 where a product lives and where each field is, as JMESPath expressions; an expression
 that finds nothing is reported by name, with the keys that were there instead, so a
@@ -29,6 +30,81 @@ from image_assets.scraping.urls import canonical_url
 DEFAULT_SCRIPT = "script#__NEXT_DATA__"
 _MAX_SCRIPT_CHARS = 16 * 1024 * 1024
 _SIMPLE_PATH = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")
+
+
+_DEVALUE_CONSTANTS = {
+    -1: None,
+    -2: None,
+    -3: float("nan"),
+    -4: float("inf"),
+    -5: float("-inf"),
+    -6: -0.0,
+}
+# Nuxt's revivers that only wrap a value (reactivity), and devalue's own typed forms
+_WRAPPERS = frozenset(
+    {"Reactive", "ShallowReactive", "Ref", "ShallowRef", "Object", "Date", "BigInt"}
+)
+
+
+def unflatten_devalue(values: list, max_depth: int = 64) -> object:
+    """The value a devalue payload (Nuxt 3's ``__NUXT_DATA__``) stands for.
+
+    devalue writes a graph as one flat JSON array; every object or array member is the
+    index of its value in that array, and typed values are ``["Type", index...]``.
+    """
+    cache: dict[int, object] = {}
+
+    def hydrate(index: object, depth: int) -> object:
+        if not isinstance(index, int) or isinstance(index, bool):
+            return None
+        if index in _DEVALUE_CONSTANTS:
+            return _DEVALUE_CONSTANTS[index]
+        if index in cache:
+            return cache[index]
+        if not 0 <= index < len(values) or depth > max_depth:
+            return None
+        value = values[index]
+        if isinstance(value, dict):
+            out: dict = {}
+            cache[index] = out
+            for key, item in value.items():
+                out[key] = hydrate(item, depth + 1)
+            return out
+        if isinstance(value, list):
+            if value and isinstance(value[0], str):
+                kind = value[0]
+                if kind in _WRAPPERS and len(value) > 1:
+                    inner = value[1] if kind in ("Date", "BigInt") else hydrate(value[1], depth + 1)
+                    cache[index] = inner
+                    return inner
+                if kind in ("Set", "Map"):
+                    items = [hydrate(v, depth + 1) for v in value[1:]]
+                    cache[index] = (
+                        items if kind == "Set" else dict(zip(items[::2], items[1::2], strict=False))
+                    )
+                    return cache[index]
+                if kind == "null":  # an object without prototype: key, index, key, index...
+                    plain = {
+                        str(k): hydrate(v, depth + 1)
+                        for k, v in zip(value[1::2], value[2::2], strict=False)
+                    }
+                    cache[index] = plain
+                    return plain
+                cache[index] = None  # EmptyRef, NuxtError, Island...: nothing a catalog needs
+                return None
+            members: list = []
+            cache[index] = members
+            members.extend(hydrate(v, depth + 1) for v in value)
+            return members
+        cache[index] = value
+        return value
+
+    return hydrate(0, 0)
+
+
+def _is_devalue(tag: object) -> bool:
+    attrs = getattr(tag, "attrs", {}) or {}
+    return attrs.get("id") == "__NUXT_DATA__" or "data-nuxt-data" in attrs
 
 
 class EmbeddedDataMissing(ValueError):
@@ -69,7 +145,10 @@ def embedded_data(doc: BeautifulSoup, script: str | None, assignment: str | None
         raise EmbeddedDataMissing(f"no element matches the script selector {selector!r}")
     text = (chosen.string or chosen.get_text() or "")[:_MAX_SCRIPT_CHARS]
     try:
-        return json.loads(text, strict=False)
+        data = json.loads(text, strict=False)
+        if _is_devalue(chosen) and isinstance(data, list):
+            return unflatten_devalue(data)
+        return data
     except RecursionError:
         raise EmbeddedDataMissing(f"{selector!r} holds JSON nested too deeply") from None
     except json.JSONDecodeError:

@@ -25,7 +25,7 @@ from bs4 import BeautifulSoup, Tag
 from image_assets.failures import FailureKind
 from image_assets.records import Product
 from image_assets.scraping.decoding import read_page
-from image_assets.scraping.embedded import extract_embedded
+from image_assets.scraping.embedded import extract_embedded, unflatten_devalue
 from image_assets.scraping.extractors import (
     discover_links,
     extract_css,
@@ -203,11 +203,15 @@ def find_products_in(data: object) -> tuple[str, dict[str, str], int] | None:
                     best = candidate
     if best is None:
         return None
-    return best[2], best[3], best[4]
+    # a key that names this page's own data ("product-orbit", a Nuxt fetch key) differs on
+    # every page: any key there instead
+    path = ".".join("*" if part.startswith('"') else part for part in best[2].split("."))
+    return path, best[3], best[4]
 
 
 def embedded_sources(doc: BeautifulSoup) -> Iterator[tuple[dict, object]]:
     """(catalog keys that select it, data) of every JSON object a page embeds."""
+    data: object
     for tag in doc.find_all("script"):
         text = tag.string or tag.get_text() or ""
         kind = str(tag.get("type") or "").lower()
@@ -219,16 +223,19 @@ def embedded_sources(doc: BeautifulSoup) -> Iterator[tuple[dict, object]]:
             if selector is None:
                 continue  # a JSON script without an id cannot be chosen by selector reliably
             try:
-                yield {"script": selector}, json.loads(text, strict=False)
+                data = json.loads(text, strict=False)
             except (ValueError, RecursionError):
                 continue
+            if tag.get("id") == "__NUXT_DATA__" and isinstance(data, list):
+                data = unflatten_devalue(data)
+            yield {"script": selector}, data
             continue
         for match in _ASSIGNMENT.finditer(text):
             name = match.group(1)
             if name in ("var", "let", "const"):
                 continue
             try:
-                data: object = chompjs.parse_js_object(text[match.end() - 1 :])
+                data = chompjs.parse_js_object(text[match.end() - 1 :])
             except (ValueError, RecursionError):
                 continue
             yield {"assignment": name}, data
