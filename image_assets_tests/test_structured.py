@@ -271,3 +271,18 @@ def test_parse_products_keeps_published_ids():
     assert fresh.product_id == "7423861"
     (kept,), _ = parse_products(vendor, [page], store, {fresh.url: "little-dog--c3-bcber"})
     assert kept.product_id == "little-dog--c3-bcber"
+
+
+def test_a_css_selector_that_does_not_parse_is_named():
+    text = """
+vendors:
+  - key: a
+    name: A
+    catalog: {kind: css, start_urls: ["https://a.example"], product_links: "a[href", name: {selector: h1}}
+"""
+    with pytest.raises(RegistryError) as info:
+        parse_registry(text)
+    assert str(info.value) == (
+        "<registry>: vendor 'a': catalog.product_links: CSS selector 'a[href' does not parse: "
+        "Malformed attribute selector at position 1"
+    )

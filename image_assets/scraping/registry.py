@@ -20,9 +20,17 @@ from types import UnionType
 from typing import Annotated, Literal, Union, get_args, get_origin
 
 import jmespath
+import soupsieve
 import jmespath.exceptions
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 from image_assets.catalog.quality import CheckThresholds
 from image_assets.scraping.prices import PriceHint, valid_locale
@@ -36,6 +44,19 @@ class RegistryError(ValueError):
     """The registry file is missing, malformed, or references an unset variable."""
 
 
+def _css(selector: str) -> str:
+    """The selector, checked to compile (a typo fails at load, naming the selector)."""
+    try:
+        soupsieve.compile(selector)
+    except soupsieve.SelectorSyntaxError as exc:
+        first = str(exc).splitlines()[0]
+        raise ValueError(f"CSS selector {selector!r} does not parse: {first}") from None
+    return selector
+
+
+CssSelector = Annotated[str, AfterValidator(_css)]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -43,7 +64,7 @@ class _Strict(BaseModel):
 class FieldSelector(_Strict):
     """A CSS selector and the attribute to read (text content when ``attr`` is empty)."""
 
-    selector: str
+    selector: CssSelector
     attr: str | None = None
 
 
@@ -66,10 +87,10 @@ class StructuredCatalog(_Strict):
 
     kind: Literal["structured", "jsonld"] = "structured"
     start_urls: list[str] = Field(min_length=1)
-    product_links: str | None = Field(
+    product_links: CssSelector | None = Field(
         default="a[href]", description="null: only the listing's schema.org ItemList links"
     )
-    next_page: str | None = "a[rel~=next]"
+    next_page: CssSelector | None = "a[rel~=next]"
     page_param: PageParam | None = None
 
 
@@ -108,10 +129,10 @@ class EmbeddedJsonCatalog(_Strict):
 
     kind: Literal["embedded_json"] = "embedded_json"
     start_urls: list[str] = Field(min_length=1)
-    product_links: str | None = None
-    next_page: str | None = None
+    product_links: CssSelector | None = None
+    next_page: CssSelector | None = None
     page_param: PageParam | None = None
-    script: str | None = Field(
+    script: CssSelector | None = Field(
         default=None,
         description="CSS selector of the JSON script (script#__NEXT_DATA__ when unset)",
     )
@@ -150,8 +171,8 @@ class CssCatalog(_Strict):
 
     kind: Literal["css"] = "css"
     start_urls: list[str] = Field(min_length=1)
-    product_links: str
-    next_page: str | None = None
+    product_links: CssSelector
+    next_page: CssSelector | None = None
     page_param: PageParam | None = None
     name: FieldSelector
     sku: FieldSelector | None = None
@@ -327,7 +348,7 @@ def describe_errors(exc: ValidationError, data: object, source: str) -> str:
     lines = []
     for error in exc.errors(include_url=False):
         where, parent = _locate(list(error["loc"]), data)
-        message = error["msg"]
+        message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             name = str(error["loc"][-1])
             allowed = sorted(parent.model_fields) if parent else []
