@@ -210,3 +210,34 @@ def test_the_shopify_handle_in_unicode_gives_a_readable_id():
     # the platform's own id wins over the handle; a sku over both
     assert product_id_for(None, "https://s.example/products/x", 7423861) == "7423861"
     assert product_id_for("SKU-1", "https://s.example/products/x", 7423861) == "sku-1"
+
+
+ACCENTED = [chr(c) for c in range(0xC0, 0x100) if c not in (0xD7, 0xF7)]
+# European words: letters, spaces and digits, an accented letter never right after another
+# (two adjacent ones are also a valid EUC-KR syllable; a page so short and undeclared is
+# a guess for browsers too)
+WESTERN = st.lists(
+    st.tuples(st.sampled_from(list("abcdeXYZ -,.0123")), st.sampled_from(["", *ACCENTED])),
+    min_size=1,
+    max_size=30,
+).map(lambda pairs: "".join(a + b for a, b in pairs))
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=WESTERN)
+def test_an_undeclared_western_page_reads_as_windows_1252(text):
+    body = f"<p>{text}</p>".encode("cp1252")
+    assert decode_html(body, "text/html")[0] == f"<p>{text}</p>"
+
+
+@pytest.mark.parametrize(
+    ("text", "encoding"),
+    [
+        ("ロケット一号 価格", "shift_jis"),
+        ("ロケット一号 価格", "euc-jp"),
+        ("로켓 발사 키트", "euc-kr"),
+        ("Fusée 🚀", "utf-8"),
+    ],
+)
+def test_an_undeclared_east_asian_page_is_detected(text, encoding):
+    assert decode_html(f"<h1>{text}</h1>".encode(encoding), "text/html")[0] == f"<h1>{text}</h1>"

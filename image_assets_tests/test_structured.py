@@ -286,3 +286,31 @@ vendors:
         "<registry>: vendor 'a': catalog.product_links: CSS selector 'a[href' does not parse: "
         "Malformed attribute selector at position 1"
     )
+
+
+def test_one_product_described_by_two_plugins_is_one_product():
+    """WooCommerce's own block and an SEO plugin's graph, both naming ``#product``."""
+    core = {
+        "@context": "https://schema.org/",
+        "@type": "Product",
+        "@id": URL + "#product",
+        "name": "Kit",
+        "image": "https://shop.example/k.jpg",
+        "sku": "K1",
+        "offers": [{"@type": "Offer", "price": "19.00", "priceCurrency": "EUR"}],
+    }
+    seo = {
+        "@context": "https://schema.org",
+        "@graph": [
+            {
+                "@type": "Product",
+                "@id": URL + "#product",
+                "name": "Kit",
+                "mainEntityOfPage": {"@id": URL},
+            }
+        ],
+    }
+    products, _ = extract_structured(_ld(core, seo), URL, "m")
+    assert [(p.product_id, p.price, p.image_urls) for p in products] == [
+        ("k1", 19.0, ["https://shop.example/k.jpg"])
+    ]

@@ -2,7 +2,7 @@
 
 The text is decoded by the precedence browsers use (a byte-order mark, the HTTP
 ``charset``, ``<meta charset>`` / ``http-equiv``, then detection), which is exactly
-what w3lib's ``html_to_unicode`` implements. A Latin-1 page served without a meta
+what w3lib's ``html_to_unicode`` implements; :func:`detect_encoding` is the last step. A Latin-1 page served without a meta
 tag but with ``Content-Type: text/html; charset=iso-8859-1`` must say "Première",
 not "Premi\ufffdre".
 
@@ -29,9 +29,56 @@ class DecodedPage:
     base_url: str
 
 
+def _kana(c: str) -> bool:
+    return 0x3040 <= ord(c) <= 0x30FF
+
+
+def _ideograph(c: str) -> bool:
+    return 0x4E00 <= ord(c) <= 0x9FFF or 0x3000 <= ord(c) <= 0x303F or 0xFF01 <= ord(c) <= 0xFF5E
+
+
+def _hangul(c: str) -> bool:
+    return 0xAC00 <= ord(c) <= 0xD7AF
+
+
+# strict multi-byte decodes, and which characters are that language's own text. Japanese
+# needs some kana (Korean decoded as EUC-JP is all kanji); Chinese pages declare their
+# charset in practice, and GB18030 or Big5 would "decode" Western bytes into ideographs
+_MULTIBYTE = (
+    ("cp932", lambda c: _kana(c) or _ideograph(c), _kana),
+    ("euc_jp", lambda c: _kana(c) or _ideograph(c), _kana),
+    ("euc_kr", _hangul, _hangul),
+)
+
+
+def detect_encoding(body: bytes) -> str:
+    """The encoding of a page that declares none: UTF-8 when it is valid UTF-8, else the
+    Japanese or Korean multi-byte encoding that decodes it strictly into the most text
+    of its own script (at least 80% of the non-ASCII characters), else windows-1252
+    (what browsers assume for an undeclared Western page)."""
+    try:
+        body.decode("utf-8")
+        return "utf-8"
+    except UnicodeDecodeError:
+        pass
+    best, best_share = "cp1252", 0.8
+    for encoding, own, needed in _MULTIBYTE:
+        try:
+            text = body.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        wide = [c for c in text if ord(c) > 0x7F]
+        if not any(needed(c) for c in wide):
+            continue
+        share = sum(1 for c in wide if own(c)) / len(wide)
+        if share > best_share:
+            best, best_share = encoding, share
+    return best
+
+
 def decode_html(body: bytes, content_type: str | None) -> tuple[str, str]:
     """(text, encoding name) of an HTML page, by the browser's precedence."""
-    encoding, text = html_to_unicode(content_type or "", body)
+    encoding, text = html_to_unicode(content_type or "", body, auto_detect_fun=detect_encoding)
     return text, encoding
 
 

@@ -403,6 +403,8 @@ def read_structured(
         for root in roots:
             for found in jsonld_nodes(graph.deref(root)):
                 node = graph.deref(found)
+                if isinstance(node, dict) and isinstance(node.get("@id"), str):
+                    node = graph.by_id.get(node["@id"], node)  # one node said in two blocks
                 if (
                     isinstance(node, dict)
                     and types_of(node) & PRODUCT_TYPES
