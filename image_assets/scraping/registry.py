@@ -20,8 +20,8 @@ from types import UnionType
 from typing import Annotated, Literal, Union, get_args, get_origin
 
 import jmespath
-import soupsieve
 import jmespath.exceptions
+import soupsieve
 import yaml
 from pydantic import (
     AfterValidator,
