@@ -251,3 +251,27 @@ def test_kits_csv_and_clean_kits_hold_every_product(shops, tmp_path):
     assert "fields.name expression 'title' found nothing" in logs
     assert "has: handle, id, images, price, productTitle" in logs
     assert csv.read_bytes() == before
+
+    # an id made by an earlier rule (the percent-escaped handle) stays where it was
+    # published: the product and its CDN image keep it
+    shop_csv = data_dir / "raw/kits/shopify_kits.csv"
+    shop_csv.write_bytes(shop_csv.read_bytes().replace(b"7423861", b"little-dog--c3-bcber"))
+    kept = _materialize(registry_path, data_dir, home, "shopify")
+    assert kept["success"]
+    rows = {r["product_id"]: r for r in parse_csv(shop_csv.read_bytes())}
+    assert set(rows) == {"little-dog--c3-bcber", "cat-1"}
+    (image,) = json.loads(rows["little-dog--c3-bcber"]["images"])
+    assert image["public_id"] == "kits/shopify/little-dog--c3-bcber"
+
+
+def test_scrape_prints_what_the_shop_says(shops, tmp_path, capsys):
+    from image_assets.cli import main
+
+    registry_path = tmp_path / "vendors.yaml"
+    registry_path.write_text(registry_yaml(shops.base))
+    assert main(["scrape", "--vendor", "alt", "--registry", str(registry_path)]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    want = expected(shops.base)["alt"]
+    assert {p["product_id"]: (p["name"], p["price"], p["currency"]) for p in lines} == {
+        k: (e.name, e.price, e.currency) for k, e in want.items()
+    }
