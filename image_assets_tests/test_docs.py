@@ -417,6 +417,14 @@ def test_the_tags_benchmark_runs():
     assert "3000 hashes, distance 4" in result.stdout
 
 
+def test_the_extractors_benchmark_runs():
+    """The page-reading benchmark at a small count: one line per page shape, with a ratio."""
+    result = _sh(".venv/bin/python benchmarks/extractors.py --pages 2", REPO, 300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    for shape in ("json-ld graph", "microdata", "rdfa", "next.js"):
+        assert re.search(rf"^{re.escape(shape)} .* \d+\.\dx$", result.stdout, re.M), shape
+
+
 def _thumbor_processes() -> set[int]:
     import psutil
 
