@@ -790,6 +790,18 @@ def expected(base: str) -> dict[str, dict[str, Expected]]:
                 ("/nuxt/img/orbit-1.jpg", "/nuxt/img/orbit-2.jpg"),
             )
         },
+        "next-listing": {
+            "prod_01hxa": Expected(
+                "prod_01hxa",
+                "Astro Launcher",
+                24.99,
+                "USD",
+                ("/next/images/astro-1.jpg", "/next/images/astro-2.jpg"),
+            ),
+            "prod_01hxb": Expected(
+                "prod_01hxb", "Nova Rocket™", 9.0, "USD", ("/next/images/nova.jpg",)
+            ),
+        },
         "next-state": {
             "vg-1": Expected("vg-1", "Vega 'Mk II'", 129.5, "EUR", ("/next/images/vega.jpg",))
         },
@@ -838,6 +850,14 @@ vendors:
         price: price.amount
         currency: price.currencyCode
         images: images[].url
+  - key: next-listing
+    name: Next Rockets (listing data only)
+    allow_private_networks: [127.0.0.0/8]
+    catalog:
+      kind: embedded_json
+      start_urls: ["{base}/next/rockets"]
+      products: props.pageProps.products
+      fields: {{name: title, id: id, price: price.amount, currency: price.currencyCode, images: "images[].url"}}
   - key: next-state
     name: Vega Store
     allow_private_networks: [127.0.0.0/8]

@@ -48,7 +48,17 @@ def _scrape(registry: Registry, key: str, store):
     return crawl, *parse_products(vendor, crawl.pages, store)
 
 
-VENDORS = ["woo", "woo-pages", "alt", "modern", "next", "next-state", "nuxt", "shopify"]
+VENDORS = [
+    "woo",
+    "woo-pages",
+    "alt",
+    "modern",
+    "next",
+    "next-listing",
+    "next-state",
+    "nuxt",
+    "shopify",
+]
 
 
 @pytest.mark.parametrize("key", VENDORS)
