@@ -60,3 +60,12 @@ def fake_cloudinary():
     server = FakeCloudinary().start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    """`image-assets serve` on a free port, strict, over a store holding two masters
+    (one per test module that asks for it)."""
+    from image_assets_tests.delivery_service import started_service
+
+    yield from started_service(tmp_path_factory)

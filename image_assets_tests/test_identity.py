@@ -1,8 +1,12 @@
+import contextlib
+
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from image_assets.layout import MAX_ID_LENGTH, sanitize_id
 from image_assets.scraping.identity import product_id_for
-from image_assets.storage import InvalidKey, LocalBlobStore, validate_key
+from image_assets.storage import BlobNotFound, InvalidKey, LocalBlobStore, validate_key
 
 
 @pytest.mark.parametrize(
@@ -56,3 +60,47 @@ def test_blob_store_round_trip_and_atomic_listing(tmp_path):
     assert store.get("kits/estes_kits.csv") == b"b"
     assert list(store.list("kits")) == ["kits/estes_kits.csv"]
     assert store.delete("kits/estes_kits.csv") and not store.exists("kits/estes_kits.csv")
+
+
+# every failure to read a key is BlobNotFound (or InvalidKey for an unsafe one), whatever
+# the key: a path through a file, a name over the filesystem's limit, a folder, unicode
+
+
+keys = st.lists(
+    st.one_of(
+        st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=300),
+        st.sampled_from(["a", "a.txt", "dir", "..", ".", "", "x" * 256]),
+    ),
+    min_size=1,
+    max_size=5,
+).map("/".join)
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(key=keys)
+def test_a_local_store_read_fails_only_as_not_found_or_invalid(tmp_path, key):
+    store = LocalBlobStore(tmp_path / "store")
+    store.put("a.txt", b"a")
+    store.put("dir/b.txt", b"b")
+    with contextlib.suppress(BlobNotFound, InvalidKey):
+        store.get(key)
+    with contextlib.suppress(BlobNotFound, InvalidKey):
+        store.info(key)
+    assert store.exists(key) in (True, False)
+
+
+def test_an_s3_key_s3_cannot_hold_is_not_found(aws_env):
+    import functools
+
+    import boto3
+
+    from image_assets.storage.s3 import S3BlobStore
+
+    boto3.client("s3").create_bucket(Bucket="keys")
+    store = S3BlobStore(functools.partial(boto3.client, "s3"), "keys")
+    long_key = "é" * 600  # 600 characters, 1200 bytes: over S3's 1024-byte limit
+    with pytest.raises(BlobNotFound):
+        store.get(long_key)
+    assert store.exists(long_key) is False

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
 import os
 import re
@@ -39,6 +40,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import anyio
+from PIL import Image
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -84,7 +86,7 @@ from image_assets.delivery.signing import signature_valid
 from image_assets.delivery.sources import Sources
 from image_assets.formats import mime_type
 from image_assets.imaging.config import RenditionSpec
-from image_assets.imaging.decode import DecodeLimits, ImageRefused
+from image_assets.imaging.decode import DecodeLimits, ImageRefused, probe
 from image_assets.imaging.encoding import DEFAULT_WEBP_EFFORT
 from image_assets.storage import BlobStore
 
@@ -157,6 +159,9 @@ def create_app(settings: DeliverySettings) -> ASGIApp:
             source = await run_in_threadpool(sources.read, wanted.public_id)
         except KeyError:
             return _text(404, f"no image {wanted.public_id}")
+        except Exception as exc:  # the store itself failed (S3 5xx, a broken mount)
+            access_log.warning("store read failed: %s", type(exc).__name__)
+            return _text(503, "the image store is unavailable; try again", {"Retry-After": "5"})
         data = source.data
         fmt, negotiated = output_format(
             chain, wanted.extension, request.headers.get("accept", ""), source.format
@@ -177,11 +182,21 @@ def create_app(settings: DeliverySettings) -> ASGIApp:
         }
         if negotiated:
             headers["Vary"] = "Accept"
-        if etag in _etags(request.headers.get("if-none-match", "")):
+        matches = _etags(request.headers.get("if-none-match", ""))
+        if etag in matches or "*" in matches:  # "*": any current version of it
             return Response(status_code=304, headers=headers)
         body = settings.cache.get(etag) if settings.cache else None
         if body is None and not chain and fmt == source.format:
-            body = data  # the master itself: its stored bytes, not a re-encode
+            # the master itself, its stored bytes, once the same probe as any render
+            # says they are the image they claim to be (a tampered store must not hand
+            # out a page as image/jpeg)
+            try:
+                probed = await run_in_threadpool(probe, data, settings.decode_limits)
+            except ImageRefused as exc:
+                return _text(400, str(exc))
+            if probed.format.lower() != source.format:
+                return _text(400, f"stored image is {probed.format}, not {source.format}")
+            body = data
         if body is None:
             try:
                 async with renders:
@@ -197,6 +212,10 @@ def create_app(settings: DeliverySettings) -> ASGIApp:
                     )
             except (RenderRefused, ImageRefused) as exc:
                 return _text(400, str(exc))
+            except (ArithmeticError, Image.DecompressionBombError) as exc:  # a geometry the
+                # grammar let through but no image can have: the request's fault, not ours
+                access_log.warning("render refused: %s: %s", type(exc).__name__, exc)
+                return _text(400, "these transformations cannot be rendered")
             body = rendered.data
             if settings.cache:
                 settings.cache.put(etag, body)
@@ -212,8 +231,20 @@ def create_app(settings: DeliverySettings) -> ASGIApp:
         offered = request.headers.get("authorization", "").removeprefix("Bearer ").encode()
         if not hmac.compare_digest(offered, uploads.token.encode()):
             return _text(401, "a valid upload token is required (Authorization: Bearer ...)")
+        declared = request.headers.get("content-length", "")
+        if declared and (not declared.isdigit() or int(declared) > GRANT_REQUEST_BYTES):
+            return _text(413, f"a grant request is JSON of at most {GRANT_REQUEST_BYTES} bytes")
         try:
-            asked = await request.json()
+            raw_body = b""
+            async for chunk in request.stream():
+                raw_body += chunk
+                if len(raw_body) > GRANT_REQUEST_BYTES:
+                    return _text(
+                        413, f"a grant request is JSON of at most {GRANT_REQUEST_BYTES} bytes"
+                    )
+            asked = json.loads(raw_body)
+            if not isinstance(asked, dict):
+                raise TypeError("not an object")
             name = check_request(
                 str(asked["filename"]),
                 str(asked["content_type"]),
@@ -222,7 +253,7 @@ def create_app(settings: DeliverySettings) -> ASGIApp:
             )
         except GrantRefused as exc:
             return _text(exc.status, str(exc))
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):
             return _text(400, "send JSON with filename, content_type and size")
         if uploads.s3 is not None:
             client, bucket, prefix = uploads.s3
@@ -327,11 +358,13 @@ def create_app(settings: DeliverySettings) -> ASGIApp:
             Route("/healthz", health, methods=["GET", "HEAD"]),
             Route("/uploads", grant, methods=["POST"]),
             Route("/uploads/incoming/{name}", put, methods=["PUT"]),
-        ]
+        ],
+        exception_handlers={404: _not_routed, 405: _not_routed},
     )
     return CommonLog(app)
 
 
+GRANT_REQUEST_BYTES = 16 * 1024
 UPLOAD_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,80}\.(jpg|png|webp|avif|gif|tif|bmp)$")
 
 
@@ -374,8 +407,22 @@ async def _receive(
         partial.unlink(missing_ok=True)
 
 
-def _text(status: int, message: str) -> PlainTextResponse:
-    return PlainTextResponse(message.splitlines()[0] + "\n", status_code=status)
+MAX_ERROR_CHARS = 300
+
+
+def _text(status: int, message: str, headers: Mapping[str, str] | None = None) -> PlainTextResponse:
+    """One line of text, at most :data:`MAX_ERROR_CHARS` (a hostile id is not echoed whole)."""
+    line = (message.splitlines() or [""])[0]
+    if len(line) > MAX_ERROR_CHARS:
+        line = line[: MAX_ERROR_CHARS - 1] + "…"
+    return PlainTextResponse(line + "\n", status_code=status, headers=dict(headers or {}))
+
+
+async def _not_routed(request: Request, exc: Exception) -> Response:
+    """Starlette's own 404/405 (no route matched), as one line like every other error."""
+    status = getattr(exc, "status_code", 404)
+    headers = getattr(exc, "headers", None)  # a 405 keeps its Allow
+    return _text(status, "no such page" if status == 404 else "method not allowed", headers)
 
 
 def _etags(header: str) -> set[str]:
@@ -399,6 +446,14 @@ class CommonLog:
             nonlocal status, size
             if message["type"] == "http.response.start":
                 status = message["status"]
+                # every answer is what its Content-Type says: browsers must not sniff
+                message = {
+                    **message,
+                    "headers": [
+                        *message.get("headers", []),
+                        (b"x-content-type-options", b"nosniff"),
+                    ],
+                }
             elif message["type"] == "http.response.body":
                 size += len(message.get("body", b""))
             await send(message)

@@ -59,9 +59,9 @@ def output_format(
     source's format; ``f_auto`` picks AVIF, WebP or JPEG by the request's Accept."""
     asked = next((c.fetch_format for c in reversed(components) if c.fetch_format), None)
     if asked == "auto":
-        accepted = accept.lower()
+        accepted = accepted_types(accept)
         for mime, fmt in AUTO_ORDER:
-            if mime in accepted:
+            if accepted.get(mime, 0.0) > 0:
                 return fmt, True
         return "jpeg", True
     if asked is not None:
@@ -69,6 +69,27 @@ def output_format(
     if extension is not None:
         return URL_FORMATS[extension], False
     return URL_FORMATS.get(source_format, "jpeg"), False
+
+
+def accepted_types(accept: str) -> dict[str, float]:
+    """Media types an ``Accept`` header names, with their q-values (RFC 9110 12.5.1):
+    ``image/avif;q=0`` says AVIF is not acceptable. Wildcards are not a reason to
+    pick a format a client never named."""
+    found: dict[str, float] = {}
+    for item in accept[:2000].split(","):
+        mime, _, params = item.strip().partition(";")
+        q = 1.0
+        for param in params.split(";"):
+            name, _, value = param.strip().partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = min(1.0, max(0.0, float(value)))
+                except ValueError:
+                    q = 0.0
+        mime = mime.strip().lower()
+        if mime:
+            found[mime] = q
+    return found
 
 
 def output_quality(components: tuple[Component, ...]) -> int:
@@ -220,20 +241,15 @@ def _overlay(
     if overlay_source is None:
         raise RenderRefused("overlays are not available here")
     try:
-        layer, _ = decode(overlay_source(component.overlay.public_id), decode_limits)
+        data = overlay_source(component.overlay.public_id)
     except KeyError:
         raise RenderRefused(f"overlay {component.overlay.public_id} not found") from None
-    if component.width or component.height:
-        if component.overlay.relative:
-            w = round(base.width * component.width) if component.width else None
-            h = round(base.height * component.height) if component.height else None
-        else:
-            w = int(component.width) if component.width else None
-            h = int(component.height) if component.height else None
-        scale = min(w / layer.width if w else float("inf"), h / layer.height if h else float("inf"))
-        layer = resize(
-            layer, (max(1, round(layer.width * scale)), max(1, round(layer.height * scale)))
-        )
+    own = oriented_size(probe(data, decode_limits))
+    target = _overlay_size(base.size, own, component)
+    # decoded only to the size it is composited at (a JPEG shrinks on load)
+    layer, _ = decode(data, decode_limits, size=target if target != own else None)
+    if layer.size != target:
+        layer = resize(layer, target)
     layer = layer.convert("RGBA")
     if component.overlay.opacity < 100:
         alpha = layer.getchannel("A").point(lambda a: a * component.overlay.opacity // 100)
@@ -244,6 +260,24 @@ def _overlay(
     out = base.convert("RGBA")
     out.alpha_composite(layer, (max(0, min(x, out.width - 1)), max(0, min(y, out.height - 1))))
     return out if base.mode == "RGBA" else out.convert("RGB")
+
+
+def _overlay_size(
+    base: tuple[int, int], own: tuple[int, int], component: Component
+) -> tuple[int, int]:
+    """The overlay's size on the base: its own, or scaled to fit the component's box
+    (``fl_relative``: a share of the base), never under 1 px nor over the base."""
+    if not (component.width or component.height):
+        return own
+    if component.overlay is not None and component.overlay.relative:
+        w = max(1, round(base[0] * component.width)) if component.width else None
+        h = max(1, round(base[1] * component.height)) if component.height else None
+    else:
+        w = max(1, int(component.width)) if component.width else None
+        h = max(1, int(component.height)) if component.height else None
+    scale = min(w / own[0] if w else float("inf"), h / own[1] if h else float("inf"))
+    scale = min(scale, base[0] / own[0], base[1] / own[1], 16.0)
+    return max(1, round(own[0] * scale)), max(1, round(own[1] * scale))
 
 
 def _position(base: tuple[int, int], layer: tuple[int, int], gravity: str) -> tuple[int, int]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from image_assets.cdn.local import StoredCdn
 from image_assets.layout import activated_upload_file
-from image_assets.storage import BlobNotFound, BlobStore, validate_key
+from image_assets.storage import BlobNotFound, BlobStore, InvalidKey, validate_key
 
 UPLOADS = "uploads/"
 MASTER_FILES = ("master.jpg", "master.png")
@@ -35,7 +35,14 @@ class Sources:
         return f"Sources(published={self.published!r}, activated={self.activated!r})"
 
     def read(self, public_id: str) -> Source:
-        """The source image of ``public_id``; ``KeyError`` when there is none to serve."""
+        """The source image of ``public_id``; ``KeyError`` when there is none to serve,
+        however the id fails (unsafe, through a file, over a name limit, missing)."""
+        try:
+            return self._read(public_id)
+        except InvalidKey:
+            raise KeyError(public_id) from None
+
+    def _read(self, public_id: str) -> Source:
         if public_id.startswith(UPLOADS) and self.activated is not None:
             name = validate_key(public_id.removeprefix(UPLOADS))
             if "/" in name:

@@ -8,7 +8,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from image_assets.storage.base import BlobNotFound, ObjectInfo, validate_key
+from image_assets.storage.base import BlobNotFound, InvalidKey, ObjectInfo, validate_key
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -37,22 +37,31 @@ class LocalBlobStore:
 
     def path(self, key: str) -> Path:
         """The filesystem path for ``key`` (validated; never outside the root)."""
-        path = (self.root / validate_key(key)).resolve()
+        try:
+            path = (self.root / validate_key(key)).resolve()
+        except (OSError, RuntimeError):  # a name over the limit, a symlink loop
+            raise InvalidKey(f"invalid blob key {key[:100]!r}") from None
         if self.root not in path.parents:
-            raise ValueError(f"key {key!r} resolves outside the store root")
+            raise InvalidKey(f"key {key[:100]!r} resolves outside the store root")
         return path
 
     def get(self, key: str) -> bytes:
+        """The bytes at ``key``. Every way a key can fail to be read is
+        :class:`BlobNotFound`: missing, a folder, a path through a file, a name over the
+        filesystem's limit, unreadable (an unsafe key is :class:`InvalidKey`)."""
         try:
             return self.path(key).read_bytes()
-        except (FileNotFoundError, IsADirectoryError):
+        except OSError:
             raise BlobNotFound(key) from None
 
     def put(self, key: str, data: bytes, content_type: str | None = None) -> None:
         atomic_write(self.path(key), data)
 
     def exists(self, key: str) -> bool:
-        return self.path(key).is_file()
+        try:
+            return self.path(key).is_file()
+        except (OSError, InvalidKey):
+            return False
 
     def delete(self, key: str) -> bool:
         try:
@@ -74,7 +83,7 @@ class LocalBlobStore:
     def info(self, key: str) -> ObjectInfo:
         try:
             stat = self.path(key).stat()
-        except FileNotFoundError:
+        except OSError:
             raise BlobNotFound(key) from None
         return ObjectInfo(stat.st_mtime, key, stat.st_size)
 

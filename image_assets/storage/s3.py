@@ -14,6 +14,20 @@ from image_assets.storage.base import BlobNotFound, ObjectInfo, validate_key
 ClientFactory = Callable[[], Any]
 
 
+_NOT_HELD = frozenset(
+    {
+        "404",
+        "NoSuchKey",
+        "NotFound",
+        "403",
+        "AccessDenied",
+        "KeyTooLongError",
+        "400",
+        "InvalidArgument",
+    }
+)
+
+
 class S3BlobStore:
     def __init__(self, client_factory: ClientFactory, bucket: str, prefix: str = ""):
         self.client_factory = client_factory
@@ -41,6 +55,12 @@ class S3BlobStore:
             response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
         except self.client.exceptions.NoSuchKey:
             raise BlobNotFound(key) from None
+        except self.client.exceptions.ClientError as exc:
+            # a key S3 cannot hold (over 1024 bytes) or may not show is one it does not
+            # have; a server error (5xx) still raises
+            if exc.response.get("Error", {}).get("Code") in _NOT_HELD:
+                raise BlobNotFound(key) from None
+            raise
         return response["Body"].read()
 
     def put(self, key: str, data: bytes, content_type: str | None = None) -> None:
@@ -53,7 +73,7 @@ class S3BlobStore:
             self.client.head_object(Bucket=self.bucket, Key=self._key(key))
             return True
         except self.client.exceptions.ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            if exc.response.get("Error", {}).get("Code") in _NOT_HELD:
                 return False
             raise
 
