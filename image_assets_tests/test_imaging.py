@@ -370,3 +370,27 @@ def test_libvips_loads_only_where_jpegs_are_shrunk():
         [sys.executable, "-c", probe_code], capture_output=True, text=True, timeout=120
     )
     assert shown.stdout.strip() == "False", shown.stderr[-2000:]
+
+
+def test_every_rendition_keeps_the_detail_of_a_full_lanczos_resize():
+    """Smaller renditions are made from larger ones (1600 -> 800 -> 400): each step must
+    be a Lanczos resample, not an area average (a box filter aliases lines and text:
+    the 400 and 200 wide outputs came out at 37 and 40 dB, against 52 dB for Lanczos)."""
+    from image_assets.imaging.config import RenditionConfig
+    from image_assets.imaging.pipeline import render_all
+
+    data = _fine_detail((2000, 1500))
+    config = RenditionConfig.model_validate(
+        {
+            "master": None,
+            "placeholders": None,
+            "renditions": [
+                {"name": f"w{w}", "width": w, "crop": "limit", "formats": [{"format": "png"}]}
+                for w in (800, 400, 200)
+            ],
+        }
+    )
+    full = _open(data).convert("RGB")
+    for made in render_all(data, config).renditions:
+        reference = full.resize((made.width, made.height), Image.Resampling.LANCZOS)
+        assert _psnr(_open(made.data), reference) > 45, made.name

@@ -25,8 +25,9 @@ Format = OutputFormatName
 # What the renditions depend on besides the config: how pixels are made from it.
 # Bump when the same config renders different pixels, so that every renditions
 # partition turns stale and is made again. 2: JPEGs decoded by libvips'
-# shrink-on-load and Lanczos-3 reduce instead of Pillow's DCT scaling.
-RENDERER_REVISION = 2
+# shrink-on-load and Lanczos-3 reduce instead of Pillow's DCT scaling. 3: every
+# resample Lanczos-3 (libvips for opaque images), no area average for exact factors.
+RENDERER_REVISION = 3
 
 
 class RenditionConfigError(ValueError):

@@ -74,15 +74,34 @@ def render(
 
 
 def resize(img: Image.Image, size: tuple[int, int]) -> Image.Image:
-    """Downscale well and fast: an exact integer factor is an area average (``reduce``,
-    what libvips' shrink does), anything else Lanczos with a reducing gap of 3
-    (indistinguishable from a full Lanczos, much cheaper for large factors)."""
+    """Resample with Lanczos-3, whatever the factor.
+
+    An exact 2x used to be an area average (``reduce``): cheap, but a box filter
+    aliases fine detail, and the 800 and 400 wide renditions (2x and 4x of the 1600
+    the decode gives) came out 0.2 dB (photos) to 1.7 dB (lines, small text) below
+    pyvips at equal bytes. Opaque images go through libvips' Lanczos-3 reduce, about
+    3x faster than Pillow's (so the fidelity costs no speed); images with alpha stay
+    with Pillow, which premultiplies before it resamples.
+    """
     if size == img.size:
         return img
-    fx, fy = img.width / size[0], img.height / size[1]
-    if fx == fy and fx.is_integer() and fx >= 2:
-        return img.reduce(int(fx))
+    if img.mode in ("RGB", "L") and size[0] <= img.width and size[1] <= img.height:
+        return _vips_lanczos(img, size)
     return img.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+
+
+def _vips_lanczos(img: Image.Image, size: tuple[int, int]) -> Image.Image:
+    # imported here: libvips loads only in processes that render
+    import pyvips
+
+    from image_assets.imaging import shrink  # noqa: F401  (libvips' one-thread settings)
+
+    bands = len(img.getbands())
+    source = pyvips.Image.new_from_memory(img.tobytes(), img.width, img.height, bands, "uchar")
+    out = source.resize(size[0] / img.width, vscale=size[1] / img.height, kernel="lanczos3")
+    if (out.width, out.height) != size:  # a rounding pixel either way
+        out = out.gravity("north-west", size[0], size[1], extend="copy")
+    return Image.frombytes(img.mode, size, out.write_to_memory())
 
 
 def entropy_centering(img: Image.Image) -> tuple[float, float]:
