@@ -425,6 +425,16 @@ def test_the_extractors_benchmark_runs():
         assert re.search(rf"^{re.escape(shape)} .* \d+\.\dx$", result.stdout, re.M), shape
 
 
+def test_the_avif_benchmark_runs():
+    """AVIF against WebP at equal PSNR, at a small count: a verdict line per size."""
+    result = _sh(".venv/bin/python benchmarks/avif.py --images 1 --speeds 9", REPO, 600)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    for size in ("fill 300x300", "800 wide", "1600 wide"):
+        assert re.search(
+            rf"^{size} +avif speed 9 .*(yes|no) \(smaller on \d/1\)$", result.stdout, re.M
+        )
+
+
 def _thumbor_processes() -> set[int]:
     import psutil
 
