@@ -314,3 +314,21 @@ def test_one_product_described_by_two_plugins_is_one_product():
     assert [(p.product_id, p.price, p.image_urls) for p in products] == [
         ("k1", 19.0, ["https://shop.example/k.jpg"])
     ]
+
+
+def test_related_products_marked_up_on_a_product_page_are_not_its_products():
+    related = "".join(
+        f'<div itemscope itemtype="https://schema.org/Product"><a itemprop="url" href="/p/r{n}">'
+        f'<span itemprop="name">Related {n}</span></a></div>'
+        for n in (1, 2)
+    )
+    page = (
+        '<link rel="canonical" href="https://shop.example/p/x">'
+        '<div itemscope itemtype="https://schema.org/Product"><h1 itemprop="name">The kit</h1>'
+        '<meta itemprop="sku" content="K1"></div>' + related
+    ).encode()
+    products, _ = extract_structured(page, URL, "m")
+    assert [p.name for p in products] == ["The kit"]
+    # a listing-like page of several products at their own URLs keeps them all
+    products, _ = extract_structured(related.encode(), URL, "m")
+    assert sorted(p.name for p in products) == ["Related 1", "Related 2"]

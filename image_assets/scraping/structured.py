@@ -417,6 +417,11 @@ def read_structured(
                 seen.add(id(node))
                 candidates.append(node)
         products = _products_of(graph, candidates, base_url, page_canonical, manufacturer, hint)
+        if len(products) > 1:
+            # a product page that also marks up a carousel of related products: the
+            # page's own product is the one at the page's URL (or naming none)
+            own = [p for p in products if p.url == page_canonical]
+            products = own or products
         if products:
             per_syntax[syntax] = products
             result.found_by[syntax] = len(products)
