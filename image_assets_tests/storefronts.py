@@ -723,7 +723,7 @@ def expected(base: str) -> dict[str, dict[str, Expected]]:
     woo_pages = {
         k: Expected(v.product_id, v.name, v.price, v.currency, v.images[:1]) for k, v in woo.items()
     }
-    return {
+    shops = {
         "woo": woo,
         "woo-pages": woo_pages,
         "alt": {
@@ -790,18 +790,6 @@ def expected(base: str) -> dict[str, dict[str, Expected]]:
                 ("/nuxt/img/orbit-1.jpg", "/nuxt/img/orbit-2.jpg"),
             )
         },
-        "next-listing": {
-            "prod_01hxa": Expected(
-                "prod_01hxa",
-                "Astro Launcher",
-                24.99,
-                "USD",
-                ("/next/images/astro-1.jpg", "/next/images/astro-2.jpg"),
-            ),
-            "prod_01hxb": Expected(
-                "prod_01hxb", "Nova Rocket™", 9.0, "USD", ("/next/images/nova.jpg",)
-            ),
-        },
         "next-state": {
             "vg-1": Expected("vg-1", "Vega 'Mk II'", 129.5, "EUR", ("/next/images/vega.jpg",))
         },
@@ -812,6 +800,26 @@ def expected(base: str) -> dict[str, dict[str, Expected]]:
             "cat-1": Expected("cat-1", "Big Cat", 1299.0, "USD", ("/shopify/cdn/files/cat.jpg",)),
         },
     }
+    shops["next-listing"] = shops["next"]  # the same products, read from the listing's JSON
+    return shops
+
+
+def found(products, base: str) -> dict[str, tuple]:
+    """product id -> (name, price, currency, image paths): what a reader found."""
+    return {
+        p.product_id: (
+            p.name,
+            p.price,
+            p.currency,
+            tuple(u.removeprefix(base) for u in p.image_urls),
+        )
+        for p in products
+    }
+
+
+def wanted(base: str, vendor: str) -> dict[str, tuple]:
+    """product id -> (name, price, currency, image paths): what a reader must find."""
+    return {k: (e.name, e.price, e.currency, e.images) for k, e in expected(base)[vendor].items()}
 
 
 def registry_yaml(base: str) -> str:

@@ -12,7 +12,7 @@ from image_assets.scraping.crawl import crawl_vendor, http_settings_for, parse_p
 from image_assets.scraping.http import HttpClient, HttpSettings
 from image_assets.scraping.registry import parse_registry
 from image_assets.storage import MemoryBlobStore
-from image_assets_tests.storefronts import Storefronts, expected, storefront_server
+from image_assets_tests.storefronts import Storefronts, found, storefront_server, wanted
 
 MARKER = "# registry entry ("
 
@@ -65,16 +65,7 @@ def test_the_printed_entry_reads_every_product(shops, capsys, path, listing, kin
         entry["currency"] = "USD"  # products.json names none: the probe says so, a person adds it
         assert "names no currency" in out
     products, problems = _scrape(entry)
-    wanted = expected(shops.base)[want]
-    assert {
-        p.product_id: (
-            p.name,
-            p.price,
-            p.currency,
-            tuple(u.removeprefix(shops.base) for u in p.image_urls),
-        )
-        for p in products
-    } == {k: (e.name, e.price, e.currency, e.images) for k, e in wanted.items()}, (out, problems)
+    assert found(products, shops.base) == wanted(shops.base, want), (out, problems)
 
 
 def test_it_says_what_each_kind_found(shops, capsys):

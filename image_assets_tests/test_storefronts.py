@@ -24,8 +24,10 @@ from image_assets_tests.storefronts import (
     Storefronts,
     _next_page,
     expected,
+    found,
     registry_yaml,
     storefront_server,
+    wanted,
 )
 
 
@@ -64,17 +66,7 @@ VENDORS = [
 @pytest.mark.parametrize("key", VENDORS)
 def test_every_product_comes_out_right(shops, registry, key, tmp_path):
     _crawl, products, problems = _scrape(registry, key, LocalBlobStore(tmp_path))
-    want = expected(shops.base)[key]
-    got = {
-        p.product_id: (
-            p.name,
-            p.price,
-            p.currency,
-            tuple(u.removeprefix(shops.base) for u in p.image_urls),
-        )
-        for p in products
-    }
-    assert got == {k: (e.name, e.price, e.currency, e.images) for k, e in want.items()}, problems
+    assert found(products, shops.base) == wanted(shops.base, key), problems
     assert not problems
 
 

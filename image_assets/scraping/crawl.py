@@ -200,20 +200,34 @@ def _fail_if_first(vendor: Vendor, record: PageRecord) -> None:
         )
 
 
-def _crawl_shopify(
-    vendor: Vendor, catalog: ShopifyCatalog, fetcher: _PageFetcher, say: Progress
+@dataclass(frozen=True)
+class _ApiPages:
+    """A platform API read page by page: where page N is, how many products a body holds
+    (``ValueError`` when it is not the API's answer), and what says the listing ended."""
+
+    label: str
+    url: Callable[[int], str]
+    count: Callable[[bytes], int]
+    page_size: int | None = None  # a shorter page is the last (the Store API)
+    end_status: int | None = None  # an answer that means "past the last page"
+
+
+def _crawl_api(
+    vendor: Vendor, api: _ApiPages, fetcher: _PageFetcher, say: Progress
 ) -> list[PageRecord]:
     pages: list[PageRecord] = []
     for page in range(1, vendor.max_pages + 1):
-        url = shopify_page_url(catalog.base_url, page, catalog.page_size, catalog.collection)
+        url = api.url(page)
         record, body = fetcher.fetch(url, "api")
         if page == 1:
             _fail_if_first(vendor, record)
         if body is None:
+            if api.end_status is not None and record.http_status == api.end_status and page > 1:
+                break
             pages.append(record)
             break
         try:
-            count = len(extract_shopify(body, catalog.base_url, vendor.key))
+            count = api.count(body)
         except ValueError as exc:
             reason = unexpected_body(url, record.content_type, body, str(exc))
             if page == 1:
@@ -224,43 +238,46 @@ def _crawl_shopify(
         if count == 0:
             break  # the empty page that ends the listing is not kept
         pages.append(record)
-        say(f"{vendor.key}: products.json page {page}: {count} products")
+        total = (fetcher.cache.get(url) or {}).get("total_pages")  # X-WP-TotalPages, kept for 304s
+        say(
+            f"{vendor.key}: {api.label} page {page}{f'/{total}' if total else ''}: {count} products"
+        )
+        if isinstance(total, int) and page >= total:
+            break
+        if api.page_size is not None and count < api.page_size:
+            break
     return pages
+
+
+def _crawl_shopify(
+    vendor: Vendor, catalog: ShopifyCatalog, fetcher: _PageFetcher, say: Progress
+) -> list[PageRecord]:
+    """``products.json`` pages until an empty one."""
+    api = _ApiPages(
+        "products.json",
+        lambda page: shopify_page_url(
+            catalog.base_url, page, catalog.page_size, catalog.collection
+        ),
+        lambda body: len(extract_shopify(body, catalog.base_url, vendor.key)),
+    )
+    return _crawl_api(vendor, api, fetcher, say)
 
 
 def _crawl_woocommerce(
     vendor: Vendor, catalog: WooCommerceCatalog, fetcher: _PageFetcher, say: Progress
 ) -> list[PageRecord]:
-    """Store API pages 1..N: N from ``X-WP-TotalPages`` (kept for 304s), else until a
-    short or empty page."""
-    pages: list[PageRecord] = []
-    for page in range(1, vendor.max_pages + 1):
-        url = woocommerce_page_url(catalog.base_url, page, catalog.per_page, catalog.category)
-        record, body = fetcher.fetch(url, "api")
-        if page == 1:
-            _fail_if_first(vendor, record)
-        if body is None:
-            if record.http_status == 400:
-                break  # WordPress answers 400 rest_post_invalid_page_number past the end
-            pages.append(record)
-            break
-        try:
-            count = len(extract_woocommerce(body, catalog.base_url, vendor.key))
-        except ValueError as exc:
-            reason = unexpected_body(url, record.content_type, body, str(exc))
-            if page == 1:
-                raise CatalogUnavailable(f"catalog of vendor {vendor.key!r}: {reason}") from None
-            failed = {"status": "failed", "reason": reason, "failure": FailureKind.UNPARSABLE}
-            pages.append(record.model_copy(update=failed))
-            break
-        if count == 0:
-            break
-        pages.append(record)
-        total = (fetcher.cache.get(url) or {}).get("total_pages")
-        say(f"{vendor.key}: Store API page {page}/{total or '?'}: {count} products")
-        if (isinstance(total, int) and page >= total) or count < catalog.per_page:
-            break
-    return pages
+    """Store API pages 1..N: N from ``X-WP-TotalPages``, else until a short or empty page
+    (WordPress answers 400 ``rest_post_invalid_page_number`` past the end)."""
+    api = _ApiPages(
+        "Store API",
+        lambda page: woocommerce_page_url(
+            catalog.base_url, page, catalog.per_page, catalog.category
+        ),
+        lambda body: len(extract_woocommerce(body, catalog.base_url, vendor.key)),
+        page_size=catalog.per_page,
+        end_status=400,
+    )
+    return _crawl_api(vendor, api, fetcher, say)
 
 
 def unexpected_body(url: str, content_type: str | None, body: bytes, problem: str) -> str:
