@@ -82,16 +82,20 @@ def decode_html(body: bytes, content_type: str | None) -> tuple[str, str]:
     return text, encoding
 
 
-def base_url_of(doc: BeautifulSoup, page_url: str) -> str:
-    """The document's base URL: its first ``<base href>`` (resolved against the page URL,
-    http(s) only), else the page URL."""
-    tag = doc.find("base", href=True)
-    href = tag.get("href") if tag is not None else None
+def base_url_from(href: object, page_url: str) -> str:
+    """The base URL a ``<base href>`` value gives (resolved against the page URL, http(s)
+    only), else the page URL."""
     if isinstance(href, str) and href.strip():
         candidate = urljoin(page_url, href.strip())
         if urlsplit(candidate).scheme in ("http", "https"):
             return candidate
     return page_url
+
+
+def base_url_of(doc: BeautifulSoup, page_url: str) -> str:
+    """The document's base URL: its first ``<base href>``, else the page URL."""
+    tag = doc.find("base", href=True)
+    return base_url_from(tag.get("href") if tag is not None else None, page_url)
 
 
 def read_page(

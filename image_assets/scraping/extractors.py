@@ -30,8 +30,8 @@ from image_assets.scraping.prices import (
     parse_price_text,
 )
 from image_assets.scraping.registry import CssCatalog, FieldSelector
-from image_assets.scraping.structured import jsonld_nodes, read_structured, types_of
-from image_assets.scraping.urls import canonical_url
+from image_assets.scraping.structured import jsonld_nodes, read_structured_page, types_of
+from image_assets.scraping.urls import canonical_url, page_canonical
 
 _WS = re.compile(r"\s+")
 
@@ -182,14 +182,14 @@ def page_canonical_url(doc: BeautifulSoup, page_url: str, base_url: str | None =
     """The page's own canonical URL (``<link rel=canonical>``, else ``og:url``, resolved
     against ``base_url``) when it names an http(s) URL, else the page's URL (the one that
     answered); canonicalized either way."""
-    for tag, attr in (
-        (doc.select_one('link[rel~="canonical"]'), "href"),
-        (doc.select_one('meta[property="og:url"]'), "content"),
-    ):
-        declared = absolute(_attr(tag, attr), base_url or page_url) if tag is not None else None
-        if declared and urlsplit(declared).scheme in ("http", "https"):
-            return canonical_url(declared)
-    return canonical_url(page_url)
+    declared = [
+        _attr(tag, attr) if tag is not None else None
+        for tag, attr in (
+            (doc.select_one('link[rel~="canonical"]'), "href"),
+            (doc.select_one('meta[property="og:url"]'), "content"),
+        )
+    ]
+    return page_canonical(declared, page_url, base_url)
 
 
 # -- structured data (JSON-LD, microdata, RDFa, OpenGraph) --------------------------
@@ -208,9 +208,7 @@ def extract_structured(
     ``page_url`` is the URL that answered. A malformed JSON-LD block is reported and
     skipped; the page's other blocks and syntaxes still count.
     """
-    page, doc = read_page(html, content_type, page_url)
-    canonical = page_canonical_url(doc, page_url, page.base_url)
-    result = read_structured(page.text, page.base_url, canonical, manufacturer, hint)
+    result = read_structured_page(html, content_type, page_url, manufacturer, hint)
     return result.products, result.problems
 
 

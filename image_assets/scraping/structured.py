@@ -33,9 +33,11 @@ from extruct.jsonld import JsonLdExtractor
 from extruct.utils import parse_xmldom_html
 
 from image_assets.records import Product
+from image_assets.scraping.decoding import base_url_from, decode_html
 from image_assets.scraping.identity import product_id_for
 from image_assets.scraping.prices import NO_HINT, PriceHint, currency_code, parse_price
 from image_assets.scraping.urls import canonical_url
+from image_assets.scraping.urls import page_canonical as canonical_of_page
 
 log = logging.getLogger(__name__)
 
@@ -369,16 +371,42 @@ def _og_image(tree: lxml.etree._Element, base_url: str) -> str | None:
     return None
 
 
+def read_structured_page(
+    body: bytes,
+    content_type: str | None,
+    page_url: str,
+    manufacturer: str,
+    hint: PriceHint = NO_HINT,
+) -> StructuredResult:
+    """Products a fetched page describes: decoded by the browser's precedence, parsed once
+    (the lxml tree extruct reads also gives ``<base href>`` and the canonical URL)."""
+    text, _encoding = decode_html(body, content_type)
+    tree = parse_tree(text)
+    if tree is None:
+        return StructuredResult()
+    base = base_url_from(next(iter(tree.xpath("//base/@href")), None), page_url)
+    canonical_links = [
+        link.get("href")
+        for link in tree.xpath("//link[@rel]")
+        if "canonical" in (link.get("rel") or "").lower().split()
+    ]
+    og_urls = [m.get("content") for m in tree.xpath("//meta[@property='og:url']")]
+    canonical = canonical_of_page([*canonical_links[:1], *og_urls[:1]], page_url, base)
+    return read_structured(text, base, canonical, manufacturer, hint, tree=tree)
+
+
 def read_structured(
     text: str,
     base_url: str,
     page_canonical: str,
     manufacturer: str,
     hint: PriceHint = NO_HINT,
+    *,
+    tree: lxml.etree._Element | None = None,
 ) -> StructuredResult:
     """Products described by a page's structured data, one syntax preferred over the next."""
     result = StructuredResult()
-    tree = parse_tree(text)
+    tree = tree if tree is not None else parse_tree(text)
     if tree is None:
         return result
     blocks, result.problems = jsonld_blocks(tree, page_canonical)

@@ -11,7 +11,7 @@ IDNA), so the kits CSV carries links every client accepts.
 from __future__ import annotations
 
 import re
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsplit
 
 # query parameters that only say where a click came from (exact names, and prefixes)
 TRACKING_PARAMS = frozenset(
@@ -65,6 +65,18 @@ def canonical_url(url: str) -> str:
     )
     path = quote(_SPACE.sub("%20", parts.path or "/"), safe=_SAFE_PATH)
     return urlunsplit((scheme, netloc, path, urlencode(query, safe=_SAFE_QUERY), ""))
+
+
+def page_canonical(declared: list[str | None], page_url: str, base_url: str | None = None) -> str:
+    """A page's own canonical URL: the first ``declared`` value (``<link rel=canonical>``,
+    then ``og:url``) that resolves against ``base_url`` to an http(s) URL, else the page's
+    URL (the one that answered); canonicalized either way."""
+    for value in declared:
+        if value and value.strip():
+            candidate = urljoin(base_url or page_url, value.strip())
+            if urlsplit(candidate).scheme in ("http", "https"):
+                return canonical_url(candidate)
+    return canonical_url(page_url)
 
 
 def _idna(host: str) -> str:
