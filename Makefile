@@ -14,6 +14,9 @@ TOOLS_STAMP := $(TOOLS)/.installed
 # thumbor 7.8, the peer of benchmarks/delivery.py, with its own pins (Pillow, tornado)
 THUMBOR := .venv-thumbor
 THUMBOR_STAMP := $(THUMBOR)/.installed
+# ipx 3.1 (sharp / libvips), the other peer of benchmarks/delivery.py, from its npm lock
+IPX := .ipx
+IPX_STAMP := $(IPX)/.installed
 
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export IMAGE_ASSETS_DATA_DIR ?= $(CURDIR)/.data
@@ -21,7 +24,7 @@ DEMO_PORT ?= 8765
 UI_PORT ?= 3000
 DELIVERY_PORT ?= 8090
 
-.PHONY: install tools thumbor demo test ui lint typecheck check format lock deploy-config clean
+.PHONY: install tools thumbor ipx demo test ui lint typecheck check format lock deploy-config clean
 
 install: $(STAMP)
 
@@ -47,6 +50,17 @@ $(THUMBOR_STAMP): requirements/thumbor.txt
 	$(THUMBOR)/bin/python -m pip install --quiet --require-hashes -r requirements/thumbor.txt
 	@touch $(THUMBOR_STAMP)
 
+ipx: $(IPX_STAMP)
+
+# npm ci: exactly the lock's versions and integrity hashes; sharp's prebuilt libvips
+# comes as an optional dependency, so no install script runs
+$(IPX_STAMP): requirements/ipx/package.json requirements/ipx/package-lock.json
+	@command -v npm >/dev/null || { echo "make ipx needs Node.js and npm"; exit 1; }
+	mkdir -p $(IPX)
+	cp requirements/ipx/package.json requirements/ipx/package-lock.json $(IPX)/
+	cd $(IPX) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	@touch $(IPX_STAMP)
+
 $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	@mkdir -p $(DAGSTER_HOME)
 	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
@@ -57,7 +71,7 @@ demo: install $(DAGSTER_HOME)/dagster.yaml
 ui: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/image-assets ui --port $(DEMO_PORT) --ui-port $(UI_PORT) --delivery-port $(DELIVERY_PORT)
 
-test: install tools thumbor
+test: install tools thumbor ipx
 	$(BIN)/python -m pytest
 
 # ruff (lint + format) and the layer rules (import-linter)

@@ -1,19 +1,25 @@
-"""On-the-fly delivery: image-assets serve vs thumbor 7.8, side by side, on 127.0.0.1.
+"""On-the-fly delivery: image-assets serve vs thumbor 7.8 vs ipx 3.1 (sharp), on 127.0.0.1.
 
-Both serve the same 12 MP JPEG originals (``--content``: ``natural``, a photograph's
-statistics, or ``photo-like``, smooth shapes, the worst case for a low WebP
-effort; see ``sample_images``) with the same worker count and no result storage
-(a CDN in front would cache); the requests are equivalent:
-300x300 fill, 800 wide limit, 1600 wide limit, WebP q80. Every request is for a
-distinct (image, size) pair repeated round-robin, so nothing is served from a
-cache of earlier answers. Measured at concurrency 1 and 8, bounded in count and
-time: requests/s, p50/p95 latency, peak RSS of each server's process tree, and
-output bytes per size, and what the bytes buy: the PSNR of each side's answers
-against a Lanczos resize of the fully decoded original (the first three images);
-ratios printed last.
+The three serve the same 12 MP JPEG originals (``--content``: ``natural``, a
+photograph's statistics, or ``photo-like``, smooth shapes, the worst case for a
+low WebP effort; see ``sample_images``) with no result storage (a CDN in front
+would cache); the requests are equivalent: 300x300 fill, 800 wide, 1600 wide,
+WebP q80 at libwebp effort 4. Each side runs as its users run it: ours as
+``image-assets serve`` (one worker process by default, a render slot per core),
+thumbor as one single-threaded process per core, ipx as one Node.js process
+(sharp: libvips threads and libuv's pool).
 
-    make thumbor   # thumbor 7.8 in .venv-thumbor, hash-locked
-    .venv/bin/python benchmarks/delivery.py --thumbor .venv-thumbor/bin/thumbor
+Driven the way clients drive an image service (``http_load``): 8 persistent
+keep-alive connections (a CDN shield, a browser) and 8 clients opening a new
+connection per request, at concurrency 8 and 1, then a burst of 64 at once; the
+sides take turns at every level. Reported per run: requests/s, p50/p95 latency,
+the machine's CPU busy share (idle cores while requests wait show here), the peak
+RSS of the server's process tree; then ratios, and per size the output bytes and
+what they buy: the PSNR of each side's answers against a Lanczos resize of the
+fully decoded original (the first three images).
+
+    make thumbor ipx   # thumbor 7.8 in .venv-thumbor (hash-locked), ipx in .ipx (npm lock)
+    .venv/bin/python benchmarks/delivery.py
 
 psutil comes with `make install` (the dev extra).
 """
@@ -21,7 +27,6 @@ psutil comes with `make install` (the dev extra).
 from __future__ import annotations
 
 import argparse
-import concurrent.futures as cf
 import io
 import os
 import signal
@@ -32,8 +37,10 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
+import http_load
 import httpx
 import psutil
 
@@ -48,11 +55,26 @@ from image_assets.storage import LocalBlobStore
 
 CONTENT = {"natural": natural, "photo-like": photo_like}
 
+# label: (ours, thumbor's, ipx's) spelling of the same request
 SIZES = {
-    "300x300 fill": ("c_fill,f_webp,h_300,q_80,w_300", "300x300/filters:format(webp):quality(80)"),
-    "800 limit": ("c_limit,f_webp,q_80,w_800", "fit-in/800x0/filters:format(webp):quality(80)"),
-    "1600 limit": ("c_limit,f_webp,q_80,w_1600", "fit-in/1600x0/filters:format(webp):quality(80)"),
+    "300x300 fill": (
+        "c_fill,f_webp,h_300,q_80,w_300",
+        "300x300/filters:format(webp):quality(80)",
+        "s_300x300,fit_cover,f_webp,q_80",
+    ),
+    "800 limit": (
+        "c_limit,f_webp,q_80,w_800",
+        "fit-in/800x0/filters:format(webp):quality(80)",
+        "w_800,f_webp,q_80",
+    ),
+    "1600 limit": (
+        "c_limit,f_webp,q_80,w_1600",
+        "fit-in/1600x0/filters:format(webp):quality(80)",
+        "w_1600,f_webp,q_80",
+    ),
 }
+SHAPES = ("keep-alive", "fresh")
+BURST = 64
 
 
 def free_port() -> int:
@@ -116,41 +138,6 @@ class PeakRss:
         self._thread.join()
 
 
-def load(urls: list[str], concurrency: int, seconds: float) -> dict:
-    latencies: list[float] = []
-    sizes: dict[str, list[int]] = {}
-    deadline = time.monotonic() + seconds
-    lock = threading.Lock()
-    client = httpx.Client(timeout=60, limits=httpx.Limits(max_connections=concurrency))
-
-    def one(item: tuple[str, str]) -> None:
-        label, url = item
-        if time.monotonic() > deadline:
-            return
-        started = time.perf_counter()
-        answer = client.get(url, headers={"Accept": "image/webp"})
-        took = time.perf_counter() - started
-        if answer.status_code != 200:
-            raise SystemExit(f"{url}: {answer.status_code} {answer.text[:200]}")
-        with lock:
-            latencies.append(took)
-            sizes.setdefault(label, []).append(len(answer.content))
-
-    started = time.perf_counter()
-    with cf.ThreadPoolExecutor(concurrency) as pool:
-        list(pool.map(one, urls))
-    wall = time.perf_counter() - started
-    client.close()
-    latencies.sort()
-    return {
-        "requests": len(latencies),
-        "per_s": len(latencies) / wall,
-        "p50_ms": 1000 * statistics.median(latencies),
-        "p95_ms": 1000 * latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))],
-        "bytes": {label: statistics.mean(v) for label, v in sizes.items()},
-    }
-
-
 def quality(originals: dict[str, bytes], urls: dict[str, str]) -> dict[str, float]:
     """Mean PSNR per size of the answers at ``urls`` (``{label: url with {i}}``) against
     a Lanczos resize of each fully decoded original to the answer's size."""
@@ -165,13 +152,123 @@ def quality(originals: dict[str, bytes], urls: dict[str, str]) -> dict[str, floa
     return {label: statistics.mean(values) for label, values in scores.items()}
 
 
+@dataclass
+class Side:
+    name: str
+    process: subprocess.Popen
+    base: str
+    template: int  # which spelling of SIZES
+    health: str
+
+    def url(self, label: str, i: int) -> str:
+        spelled = SIZES[label][self.template]
+        if self.template == 0:
+            return f"{self.base}/image/upload/{spelled}/kits/bench/img{i}.jpg"
+        if self.template == 1:
+            return f"{self.base}/unsafe/{spelled}/img{i}.jpg"
+        return f"{self.base}/{spelled}/img{i}.jpg"
+
+
+def start_ours(work: Path, workers: int, effort: int, queue: int | None) -> Side:
+    port = free_port()
+    env = {
+        **os.environ,
+        "IMAGE_ASSETS_DATA_DIR": str(work / "data"),
+        "IMAGE_ASSETS_PROFILE": "local",
+        "IMAGE_ASSETS_DELIVERY_WEBP_EFFORT": str(effort),
+    }
+    if queue is not None:
+        env["IMAGE_ASSETS_DELIVERY_QUEUE"] = str(queue)
+    for name in ("IMAGE_ASSETS_DELIVERY_SECRET", "IMAGE_ASSETS_DELIVERY_STRICT"):
+        env.pop(name, None)
+    command = [sys.executable, "-m", "image_assets.cli", "serve", "--port", str(port)]
+    process = subprocess.Popen(
+        [*command, "--workers", str(workers)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # stopped like the peers: SIGTERM to its whole group
+    )
+    return Side("image-assets", process, f"http://127.0.0.1:{port}", 0, "/healthz")
+
+
+def start_thumbor(work: Path, executable: str, processes: int) -> Side:
+    port = free_port()
+    conf = work / "thumbor.conf"
+    conf.write_text(
+        "LOADER = 'thumbor.loaders.file_loader'\n"
+        f"FILE_LOADER_ROOT_PATH = '{work / 'originals'}'\n"
+        "STORAGE = 'thumbor.storages.no_storage'\n"
+        "RESULT_STORAGE = None\n"
+        "ALLOW_UNSAFE_URL = True\n"
+        "QUALITY = 80\nWEBP_QUALITY = 80\n"
+    )
+    process = subprocess.Popen(
+        [
+            executable,
+            "-p",
+            str(port),
+            "-i",
+            "127.0.0.1",
+            "-c",
+            str(conf),
+            "--processes",
+            str(processes),
+            "-l",
+            "error",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its forked workers outlive a SIGTERM to the parent
+    )
+    return Side("thumbor", process, f"http://127.0.0.1:{port}", 1, "/healthcheck")
+
+
+def start_ipx(work: Path, executable: str) -> Side:
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            executable,
+            "serve",
+            "--dir",
+            str(work / "originals"),
+            "--port",
+            str(port),
+            "--host",
+            "127.0.0.1",
+        ],
+        env={**os.environ, "NODE_ENV": "production"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    return Side("ipx", process, f"http://127.0.0.1:{port}", 2, "/w_8/img0.jpg")
+
+
+def requests_for(side: Side, count: int, images: int) -> list[tuple[str, str]]:
+    """``count`` requests: the sizes in turn over the images, round-robin."""
+    labels = list(SIZES)
+    return [
+        (labels[n % len(labels)], side.url(labels[n % len(labels)], (n // len(labels)) % images))
+        for n in range(count)
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=int, default=12)
-    parser.add_argument("--requests", type=int, default=120, help="per concurrency level")
+    parser.add_argument("--requests", type=int, default=120, help="per side, shape and level")
     parser.add_argument("--seconds", type=float, default=120, help="time bound per run")
-    parser.add_argument("--workers", type=int, default=2, help="server processes, both sides")
-    parser.add_argument("--thumbor", default="thumbor", help="the thumbor executable")
+    parser.add_argument("--workers", type=int, default=1, help="our worker processes")
+    parser.add_argument(
+        "--queue", type=int, help="our IMAGE_ASSETS_DELIVERY_QUEUE (default: the service's)"
+    )
+    parser.add_argument("--thumbor", default=".venv-thumbor/bin/thumbor", help="(make thumbor)")
+    parser.add_argument("--ipx", default=".ipx/node_modules/.bin/ipx", help="(make ipx)")
+    parser.add_argument(
+        "--sides", default="image-assets,thumbor,ipx", help="comma-separated, ours first"
+    )
+    parser.add_argument("--burst", type=int, default=BURST, help="requests at once, last")
     parser.add_argument("--content", choices=sorted(CONTENT), default="natural")
     parser.add_argument(
         "--webp-effort",
@@ -179,9 +276,11 @@ def main() -> None:
         default=DEFAULT_WEBP_EFFORT,
         choices=range(7),
         help="our IMAGE_ASSETS_DELIVERY_WEBP_EFFORT, default the service's"
-        " (thumbor stays at Pillow's 4)",
+        " (thumbor and ipx stay at 4)",
     )
     args = parser.parse_args()
+    names = args.sides.split(",")
+    cores = os.cpu_count() or 1
 
     work = Path(tempfile.mkdtemp(prefix="delivery-bench-"))
     originals = work / "originals"
@@ -197,127 +296,91 @@ def main() -> None:
             data, f"kits/bench/img{i}", format="jpeg", sha256=str(i), width=4000, height=3000
         )
     print(
-        f"{args.images} {args.content} JPEGs 4000x3000; {args.workers} worker processes each;"
-        " WebP q80;"
-        f" our WebP effort {args.webp_effort}, thumbor's 4",
+        f"{args.images} {args.content} JPEGs 4000x3000; WebP q80, our effort {args.webp_effort},"
+        f" the peers' 4; {cores} cores; ours {args.workers} worker process(es)"
+        f"{f' (line of {args.queue})' if args.queue is not None else ''},"
+        f" thumbor {cores} processes, ipx 1 Node.js process",
         flush=True,
     )
-
-    ours_port, thumbor_port = free_port(), free_port()
-    env = {
-        **os.environ,
-        "IMAGE_ASSETS_DATA_DIR": str(work / "data"),
-        "IMAGE_ASSETS_PROFILE": "local",
-        "IMAGE_ASSETS_DELIVERY_WEBP_EFFORT": str(args.webp_effort),
+    starters = {
+        "image-assets": lambda: start_ours(work, args.workers, args.webp_effort, args.queue),
+        "thumbor": lambda: start_thumbor(work, args.thumbor, cores),
+        "ipx": lambda: start_ipx(work, args.ipx),
     }
-    env.pop("IMAGE_ASSETS_DELIVERY_SECRET", None)
-    ours = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "image_assets.cli",
-            "serve",
-            "--port",
-            str(ours_port),
-            "--workers",
-            str(args.workers),
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    conf = work / "thumbor.conf"
-    conf.write_text(
-        "LOADER = 'thumbor.loaders.file_loader'\n"
-        f"FILE_LOADER_ROOT_PATH = '{originals}'\n"
-        "STORAGE = 'thumbor.storages.no_storage'\n"
-        "RESULT_STORAGE = None\n"
-        "ALLOW_UNSAFE_URL = True\n"
-        "QUALITY = 80\nWEBP_QUALITY = 80\n"
-    )
-    thumbor = subprocess.Popen(
-        [
-            args.thumbor,
-            "-p",
-            str(thumbor_port),
-            "-i",
-            "127.0.0.1",
-            "-c",
-            str(conf),
-            "--processes",
-            str(args.workers),
-            "-l",
-            "error",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,  # its forked workers outlive a SIGTERM to the parent
-    )
+    sides = [starters[name]() for name in names]
     try:
-        wait_up(f"http://127.0.0.1:{ours_port}/healthz", ours)
-        wait_up(f"http://127.0.0.1:{thumbor_port}/healthcheck", thumbor)
-        results: dict[tuple[str, int], dict] = {}
-        for concurrency in (1, 8):
-            for side, port, process in (
-                ("image-assets", ours_port, ours),
-                ("thumbor", thumbor_port, thumbor),
-            ):
-                urls = []
-                for n in range(args.requests):
-                    label = list(SIZES)[n % len(SIZES)]
-                    i = (n // len(SIZES)) % args.images
-                    ours_t, thumbor_t = SIZES[label]
-                    if side == "image-assets":
-                        urls.append(
-                            (
-                                label,
-                                f"http://127.0.0.1:{port}/image/upload/{ours_t}/kits/bench/img{i}.jpg",
-                            )
-                        )
-                    else:
-                        urls.append(
-                            (label, f"http://127.0.0.1:{port}/unsafe/{thumbor_t}/img{i}.jpg")
-                        )
-                with PeakRss(process.pid) as rss:
-                    result = load(urls, concurrency, args.seconds)
-                result["rss_mb"] = rss.peak / 2**20
-                results[(side, concurrency)] = result
-                print(
-                    f"  c={concurrency} {side:13s} {result['per_s']:6.1f} req/s  p50 {result['p50_ms']:6.0f} ms"
-                    f"  p95 {result['p95_ms']:6.0f} ms  peak RSS {result['rss_mb']:5.0f} MB  ({result['requests']} requests)",
-                    flush=True,
-                )
-        for concurrency in (1, 8):
-            a, b = results[("image-assets", concurrency)], results[("thumbor", concurrency)]
+        for side in sides:
+            wait_up(side.base + side.health, side.process)
+            http_load.run(requests_for(side, 3, args.images), 1, "keep-alive", 60)  # warm
+        results: dict[tuple[str, str, int], http_load.LoadResult] = {}
+        rss: dict[tuple[str, str, int], float] = {}
+        for shape in SHAPES:
+            for concurrency in (8, 1):
+                for side in sides:
+                    urls = requests_for(side, args.requests, args.images)
+                    with PeakRss(side.process.pid) as peak:
+                        result = http_load.run(urls, concurrency, shape, args.seconds)
+                    key = (side.name, shape, concurrency)
+                    results[key], rss[key] = result, peak.peak / 2**20
+                    print(
+                        f"  c={concurrency} {shape:10s} {side.name:12s} {result.per_s:6.1f} req/s"
+                        f"  p50 {result.p50_ms:6.0f} ms  p95 {result.p95_ms:6.0f} ms"
+                        f"  CPU busy {100 * result.cpu_busy:3.0f}%  peak RSS {rss[key]:5.0f} MB"
+                        f"  ({result.requests} requests)",
+                        flush=True,
+                    )
+        for side in sides:
+            urls = requests_for(side, args.burst, args.images)
+            with PeakRss(side.process.pid) as peak:
+                result = http_load.burst(urls)
+            answered = {k: v for k, v in sorted(result.statuses.items()) if k > 0}
             print(
-                f"  ratios c={concurrency}: {a['per_s'] / b['per_s']:.2f}x req/s, p95 {a['p95_ms'] / b['p95_ms']:.2f}x,"
-                f" peak RSS {a['rss_mb'] / b['rss_mb']:.2f}x"
+                f"  burst of {args.burst} {side.name:12s} answered {sum(answered.values())}"
+                f" ({', '.join(f'{v} x {k}' for k, v in answered.items())};"
+                f" {result.retry_after} with Retry-After), none unanswered"
+                if -1 not in result.statuses
+                else f"  burst of {args.burst} {side.name:12s} {result.statuses[-1]} got no answer",
+                f" last after {result.wall:.1f} s, peak RSS {peak.peak / 2**20:.0f} MB",
+                flush=True,
             )
-        ours_q = quality(
-            sampled,
-            {
-                label: f"http://127.0.0.1:{ours_port}/image/upload/{t}/kits/bench/img{{i}}.jpg"
-                for label, (t, _) in SIZES.items()
-            },
-        )
-        thumbor_q = quality(
-            sampled,
-            {
-                label: f"http://127.0.0.1:{thumbor_port}/unsafe/{t}/img{{i}}.jpg"
-                for label, (_, t) in SIZES.items()
-            },
-        )
-        a, b = results[("image-assets", 8)], results[("thumbor", 8)]
+        ours = sides[0]
+        for peer in sides[1:]:
+            for shape in SHAPES:
+                for concurrency in (8, 1):
+                    a = results[(ours.name, shape, concurrency)]
+                    b = results[(peer.name, shape, concurrency)]
+                    ra, rb = (
+                        rss[(ours.name, shape, concurrency)],
+                        rss[(peer.name, shape, concurrency)],
+                    )
+                    print(
+                        f"  vs {peer.name:8s} c={concurrency} {shape:10s}"
+                        f" {a.per_s / b.per_s:.2f}x req/s, p95 {a.p95_ms / b.p95_ms:.2f}x,"
+                        f" peak RSS {ra / rb:.2f}x"
+                    )
+        scores = {
+            side.name: quality(sampled, {label: side.url(label, "{i}") for label in SIZES})  # type: ignore[arg-type]
+            for side in sides
+        }
         for label in SIZES:
-            print(
-                f"  bytes {label:13s} {a['bytes'][label]:9.0f} vs {b['bytes'][label]:9.0f}"
-                f"  ({100 * (a['bytes'][label] / b['bytes'][label] - 1):+.1f}%)"
-                f"  PSNR {ours_q[label]:.2f} vs {thumbor_q[label]:.2f} dB"
+            parts = []
+            for side in sides:
+                mean = results[(side.name, "keep-alive", 8)].mean_bytes(label)
+                parts.append(f"{side.name} {mean:8.0f} B {scores[side.name][label]:.2f} dB")
+            base = results[(ours.name, "keep-alive", 8)].mean_bytes(label)
+            vs = "  ".join(
+                f"{100 * (base / results[(p.name, 'keep-alive', 8)].mean_bytes(label) - 1):+.1f}%"
+                f" vs {p.name}"
+                for p in sides[1:]
             )
+            print(f"  bytes {label:13s} " + "  ".join(parts) + f"  ({vs})")
     finally:
-        ours.terminate()  # its supervisor stops its workers
-        ours.wait(timeout=40)
-        stop_group(thumbor)
+        for side in sides:  # every one, even when stopping another failed
+            try:
+                stop_group(side.process)
+            except (OSError, subprocess.SubprocessError) as exc:
+                print(f"  could not stop {side.name}: {exc}", file=sys.stderr)
+                side.process.kill()
 
 
 if __name__ == "__main__":

@@ -426,49 +426,62 @@ def test_the_extractors_benchmark_runs():
 
 
 def test_the_avif_benchmark_runs():
-    """AVIF against WebP at equal PSNR, at a small count: a verdict line per size."""
-    result = _sh(".venv/bin/python benchmarks/avif.py --images 1 --speeds 9", REPO, 600)
+    """AVIF against WebP at equal PSNR, at a small count: a verdict line per size and
+    WebP quality asked for."""
+    command = ".venv/bin/python benchmarks/avif.py --images 1 --speeds 9 --webp-quality 60,90"
+    result = _sh(command, REPO, 600)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    for size in ("fill 300x300", "800 wide", "1600 wide"):
-        assert re.search(
-            rf"^{size} +avif speed 9 .*(yes|no) \(smaller on \d/1\)$", result.stdout, re.M
-        )
+    tables = result.stdout.split("WebP q")[1:]
+    assert [table.split()[0] for table in tables] == ["60", "90"], result.stdout
+    for table in tables:
+        for size in ("fill 300x300", "800 wide", "1600 wide"):
+            assert re.search(
+                rf"^{size} +avif speed 9 .*(yes|no) \(smaller on \d/1\)$", table, re.M
+            ), table
 
 
-def _thumbor_processes() -> set[int]:
+def _server_processes() -> set[int]:
+    """Every thumbor, ipx and ``image-assets serve`` process running now."""
     import psutil
 
     found = set()
     for process in psutil.process_iter(["cmdline"]):
-        if any("bin/thumbor" in part for part in process.info["cmdline"] or []):
+        command = " ".join(process.info["cmdline"] or [])
+        if any(mark in command for mark in ("bin/thumbor", "bin/ipx", "image_assets.cli serve")):
             found.add(process.pid)
     return found
 
 
 def test_the_thumbor_benchmark_commands_run():
     """Each command of the image service's transcript, with small counts, against the
-    real thumbor of ``make thumbor``: every kind of line comes back, with the effort
-    the command asks for (the service reading it: test_delivery.py)."""
+    real thumbor of ``make thumbor`` and the real ipx of ``make ipx``: every kind of
+    line comes back for every side and client shape, with the effort the command asks
+    for (the service reading it: test_delivery.py), and no peer outlives it."""
     transcript = block("$ .venv/bin/python benchmarks/delivery.py")
     commands = [line for line in transcript.splitlines() if line.startswith("$ ")]
     assert len(commands) == 3
     for command in commands:
         small = command.removeprefix("$ ").replace("--images 12", "--images 2")
-        small = small.replace("--requests 120", "--requests 6") + " --seconds 60"
-        before = _thumbor_processes()
-        result = _sh(small, REPO, 600)
+        small = small.replace("--requests 120", "--requests 6") + " --seconds 60 --burst 6"
+        before = _server_processes()
+        result = _sh(small, REPO, 900)
         assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-        assert _thumbor_processes() <= before, "thumbor's workers outlived the benchmark"
+        assert _server_processes() <= before, "a server outlived the benchmark"
         effort = re.search(r"--webp-effort (\d)", command)
         content = re.search(r"--content ([\w-]+)", command)
         assert (
-            f"2 {content[1] if content else 'natural'} JPEGs 4000x3000; 2 worker processes each;"
-            f" WebP q80; our WebP effort {effort[1] if effort else '4'}, thumbor's 4"
+            f"2 {content[1] if content else 'natural'} JPEGs 4000x3000; WebP q80,"
+            f" our effort {effort[1] if effort else '4'}, the peers' 4;"
         ) in result.stdout, result.stdout
-        for label in ("c=1 image-assets", "c=8 thumbor", "ratios c=8:", "bytes 1600 limit"):
+        for side in ("image-assets", "thumbor", "ipx"):
+            for shape in ("keep-alive", "fresh"):
+                for level in (1, 8):
+                    assert re.search(rf"c={level} {shape} +{side} .* CPU busy +\d+%", result.stdout)
+            assert re.search(rf"burst of 6 {side} +answered 6 ", result.stdout), result.stdout
+        for label in ("vs thumbor  c=8 keep-alive", "vs ipx      c=1 fresh", "bytes 1600 limit"):
             assert label in result.stdout, f"{label!r} missing from:\n{result.stdout}"
-        psnr = re.findall(r"PSNR (\d+\.\d+) vs (\d+\.\d+) dB", result.stdout)
-        assert len(psnr) == 3 and all(25 < float(x) < 60 for pair in psnr for x in pair), psnr
+        psnr = re.findall(r"(\d+\.\d+) dB", result.stdout)
+        assert len(psnr) == 9 and all(25 < float(x) < 60 for x in psnr), psnr
 
 
 def test_the_webp_effort_benchmark_runs(tmp_path):
