@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing
-import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from image_assets.imaging.config import RenditionConfig
 from image_assets.imaging.decode import ImageRefused
 from image_assets.imaging.pipeline import EncodedRendition, render_all
 from image_assets.layout import rendition_file_key, renditions_index_key, renditions_prefix
+from image_assets.machine import usable_cores
 from image_assets.progress import ProgressReporter, Say
 from image_assets.records import ImageRecord, ImageRenditions, RenditionFile
 from image_assets.storage import BlobNotFound, BlobStore
@@ -46,9 +46,7 @@ def output_prefix(original_sha256: str, config: RenditionConfig) -> str:
 
 
 def default_workers() -> int:
-    return max(
-        1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    )
+    return usable_cores()
 
 
 def render_images(
