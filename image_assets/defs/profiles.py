@@ -31,10 +31,9 @@ from image_assets.defs.resources import (
     TaggerResource,
     VendorRegistryResource,
 )
-from image_assets.defs.settings import default_data_dir, env_or
+from image_assets.defs.settings import default_data_dir, env_or, setting
 from image_assets.defs.uploads.resources import UploadsResource
-
-PROFILES = ("local", "aws")
+from image_assets.settings import PROFILES, PlatformSettings
 
 # dagster-aws marks SecretsManagerResource beta and says so each time Dagster rebuilds
 # the resource (in every run process, on both profiles). The version is pinned
@@ -80,7 +79,9 @@ def _common(root: Path, storage: StorageResource) -> dict[str, object]:
         ),
         "http": HttpResource(),
         "catalog": CatalogResource(
-            database=env_or("IMAGE_ASSETS_CATALOG_DB", str(root / "catalog.duckdb"))
+            database=env_or(
+                "IMAGE_ASSETS_CATALOG_DB", str(PlatformSettings(data_dir=root).catalog_path)
+            )
         ),
     }
 
@@ -94,15 +95,20 @@ def local_resources(root: Path, data_root: str) -> dict[str, object]:
     cdn = CdnResource(
         backend="cloudinary" if cloudinary else "self",
         fallback="self" if cloudinary else "none",
-        local_root=str(root / "cdn"),
-        self_base_url=env_or("IMAGE_ASSETS_DELIVERY_URL", "http://127.0.0.1:8090"),
+        local_root=str(PlatformSettings(data_dir=root).cdn_dir),  # what the service serves
+        self_base_url=setting("delivery_url"),
         self_secret=env_or("IMAGE_ASSETS_DELIVERY_SECRET", ""),
         cloudinary_url=env_or("CLOUDINARY_URL", ""),
         cloudinary_upload_prefix=env_or("CLOUDINARY_UPLOAD_PREFIX", ""),
         s3=s3,
         secrets=secrets,
     )
-    uploads = UploadsResource(kind="local", data_dir=data_root, s3=s3, **_upload_tuning())
+    uploads = UploadsResource(
+        kind="local",
+        data_dir=data_root,
+        s3=s3,
+        **_upload_tuning(),
+    )
     return {**_common(root, storage), "cdn": cdn, "uploads": uploads}
 
 
@@ -123,8 +129,8 @@ def aws_resources(root: Path, data_root: str) -> dict[str, object]:
         cloudinary_url=env_or("CLOUDINARY_URL", ""),
         cloudinary_secret_name=env_or("CLOUDINARY_SECRET_NAME", DEFAULT_SECRET_NAME),
         cloudinary_upload_prefix=env_or("CLOUDINARY_UPLOAD_PREFIX", ""),
-        s3_bucket=env_or("IMAGE_ASSETS_CDN_BUCKET", "image-assets-cdn"),
-        s3_prefix=env_or("IMAGE_ASSETS_CDN_PREFIX", ""),
+        s3_bucket=setting("cdn_bucket"),  # the bucket the service serves masters from
+        s3_prefix=setting("cdn_prefix"),
         public_base_url=env_or("IMAGE_ASSETS_CDN_PUBLIC_URL", ""),
         s3_access=os.environ.get("IMAGE_ASSETS_CDN_ACCESS") or "public",  # type: ignore[arg-type]
         s3=s3,
@@ -132,8 +138,8 @@ def aws_resources(root: Path, data_root: str) -> dict[str, object]:
     )
     uploads = UploadsResource(
         kind="s3",
-        bucket=env_or("IMAGE_ASSETS_UPLOADS_BUCKET", "image-assets-uploads"),
-        public_bucket=env_or("IMAGE_ASSETS_CDN_BUCKET", "image-assets-cdn"),
+        bucket=setting("uploads_bucket"),
+        public_bucket=setting("cdn_bucket"),
         queue_url=env_or("IMAGE_ASSETS_UPLOADS_QUEUE_URL", ""),
         s3=s3,
         **_upload_tuning(),
@@ -145,7 +151,7 @@ def build_resources(data_dir: str | None = None, profile: str | None = None) -> 
     """The resources of ``profile`` (default ``IMAGE_ASSETS_PROFILE``, else `local`), with
     local data under ``data_dir`` (default ``IMAGE_ASSETS_DATA_DIR``, else ``./.data``)."""
     root = Path(data_dir or default_data_dir())
-    profile = profile or os.environ.get("IMAGE_ASSETS_PROFILE") or "local"
+    profile = profile or PlatformSettings.from_env().profile  # ValueError when unknown
     if profile not in PROFILES:
         raise ValueError(f"IMAGE_ASSETS_PROFILE must be 'local' or 'aws', not {profile!r}")
     data_root = str(root) if data_dir else env_or("IMAGE_ASSETS_DATA_DIR", str(root))

@@ -10,11 +10,11 @@ from __future__ import annotations
 import functools
 import os
 from datetime import timedelta
-from pathlib import Path
 
 from dagster import Backoff, EnvVar, FreshnessPolicy, Jitter, RetryPolicy
 
 from image_assets.imaging.config import RenditionConfig, load_rendition_config
+from image_assets.settings import VARIABLES, PlatformSettings
 
 
 def env_or(name: str, default: str) -> str:
@@ -23,7 +23,14 @@ def env_or(name: str, default: str) -> str:
 
 
 def default_data_dir() -> str:
-    return str(Path(os.environ.get("IMAGE_ASSETS_DATA_DIR") or ".data").resolve())
+    return str(PlatformSettings.from_env().data_dir)
+
+
+def setting(field: str) -> str:
+    """A :class:`PlatformSettings` field as a resource takes it: ``EnvVar`` of its
+    variable when set (the UI shows where it came from), else the shared default."""
+    value = getattr(PlatformSettings.from_env(), field)
+    return env_or(VARIABLES[field], "" if value is None else str(value))
 
 
 def rendition_config() -> RenditionConfig:

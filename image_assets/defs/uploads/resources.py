@@ -11,6 +11,7 @@ from pydantic import Field
 
 from image_assets.defs.resources import StorageResource, s3_client_factory
 from image_assets.layout import CLAIMED_AREA
+from image_assets.settings import INCOMING, PUBLIC_UPLOADS
 from image_assets.storage import BlobStore, LocalBlobStore
 from image_assets.storage.s3 import S3BlobStore
 from image_assets.uploads.intake import IncomingArea, LocalIncoming, S3Incoming
@@ -31,10 +32,10 @@ class UploadsResource(ConfigurableResource):
         default=".data", description="local: incoming/, rejected/ and public/ live here"
     )
     bucket: str = Field(default="", description="s3: the uploads bucket")
-    incoming_prefix: str = "incoming"
+    incoming_prefix: str = INCOMING  # image_assets.settings: the service grants uploads here
     rejected_prefix: str = "rejected"
     public_bucket: str = Field(default="", description="s3: where activated uploads become public")
-    public_prefix: str = "uploads"
+    public_prefix: str = PUBLIC_UPLOADS  # the service serves activated uploads from here
     queue_url: str = Field(default="", description="SQS queue receiving the bucket's S3 events")
     max_per_tick: int = Field(
         default=200, ge=1, description="uploads claimed per sensor tick at most"
@@ -74,7 +75,7 @@ class UploadsResource(ConfigurableResource):
         if self.kind == "s3":
             return S3Incoming(self.s3.get_client(), self.bucket, self.incoming_prefix, CLAIMED_AREA)
         root = Path(self.data_dir)
-        return LocalIncoming(root / "incoming", root / CLAIMED_AREA)
+        return LocalIncoming(root / self.incoming_prefix, root / CLAIMED_AREA)
 
     def stores(self, storage: StorageResource) -> UploadStores:
         """Everything the upload lifecycle reads and writes."""

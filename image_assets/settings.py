@@ -1,0 +1,90 @@
+"""Where the platform's data lives: one typed reading of the environment, shared.
+
+The Dagster code location (``defs/profiles.py``) and the image service
+(``delivery/server.py``) must agree on the profile, the data folder, the buckets
+and prefixes, the public areas and the catalog file: the service serves what the
+pipeline published. Both read them here, so a variable means the same to both and
+its default is written once. Standard library only: the service's workers import it
+without Dagster.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Literal
+
+Profile = Literal["local", "aws"]
+PROFILES: tuple[Profile, ...] = ("local", "aws")
+
+# The layout both sides agree on, under the data folder (local) or in the CDN bucket (aws).
+CDN_FOLDER = "cdn"  # local: the masters of the `self` CDN backend
+PUBLIC_UPLOADS = "uploads"  # activated uploads: public/uploads/ (local), uploads/ (aws)
+INCOMING = "incoming"  # where uploads arrive, in the data folder or the uploads bucket
+
+
+@dataclass(frozen=True)
+class PlatformSettings:
+    """Each field with the variable that sets it (``VARIABLES``) and its default."""
+
+    profile: Profile = "local"
+    data_dir: Path = Path(".data")
+    catalog_db: Path | None = None  # default: catalog.duckdb in the data folder
+    cdn_bucket: str = "image-assets-cdn"
+    cdn_prefix: str = ""
+    uploads_bucket: str = "image-assets-uploads"
+    delivery_url: str = "http://127.0.0.1:8090"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> PlatformSettings:
+        """The settings the environment gives; ``ValueError`` (one line) for a profile
+        that does not exist. An empty variable counts as unset."""
+        env = os.environ if environ is None else environ
+        given = {f.name: env.get(VARIABLES[f.name]) or None for f in fields(cls)}
+        profile = given["profile"] or "local"
+        if profile not in PROFILES:
+            raise ValueError(f"IMAGE_ASSETS_PROFILE must be 'local' or 'aws', not {profile!r}")
+        defaults = cls()
+        data_dir = Path(given["data_dir"] or defaults.data_dir).resolve()
+        catalog = given["catalog_db"]
+        return cls(
+            profile="aws" if profile == "aws" else "local",
+            data_dir=data_dir,
+            catalog_db=Path(catalog) if catalog else None,
+            cdn_bucket=given["cdn_bucket"] or defaults.cdn_bucket,
+            cdn_prefix=given["cdn_prefix"] or defaults.cdn_prefix,
+            uploads_bucket=given["uploads_bucket"] or defaults.uploads_bucket,
+            delivery_url=given["delivery_url"] or defaults.delivery_url,
+        )
+
+    @property
+    def catalog_path(self) -> Path:
+        return self.catalog_db or self.data_dir / "catalog.duckdb"
+
+    @property
+    def cdn_dir(self) -> Path:
+        """local: the folder of the `self` CDN backend's masters, which the service serves."""
+        return self.data_dir / CDN_FOLDER
+
+    @property
+    def public_uploads_dir(self) -> Path:
+        """local: the public area of activated uploads."""
+        return self.data_dir / "public" / PUBLIC_UPLOADS
+
+    @property
+    def incoming_dir(self) -> Path:
+        """local: where uploads arrive."""
+        return self.data_dir / INCOMING
+
+
+VARIABLES = {
+    "profile": "IMAGE_ASSETS_PROFILE",
+    "data_dir": "IMAGE_ASSETS_DATA_DIR",
+    "catalog_db": "IMAGE_ASSETS_CATALOG_DB",
+    "cdn_bucket": "IMAGE_ASSETS_CDN_BUCKET",
+    "cdn_prefix": "IMAGE_ASSETS_CDN_PREFIX",
+    "uploads_bucket": "IMAGE_ASSETS_UPLOADS_BUCKET",
+    "delivery_url": "IMAGE_ASSETS_DELIVERY_URL",
+}
