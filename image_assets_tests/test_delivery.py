@@ -298,22 +298,31 @@ def test_settings_read_a_mounted_secret_and_refuse_strict_without_one(tmp_path, 
         settings_from_env("http://127.0.0.1:1")
 
 
-def test_settings_take_the_webp_effort_and_share_the_cores_among_workers(tmp_path, monkeypatch):
-    from image_assets.delivery.server import settings_from_env
+def test_settings_take_the_webp_effort_a_slot_per_core_and_the_line(tmp_path, monkeypatch):
+    from image_assets.delivery.server import WAITING_PER_SLOT, settings_from_env
+    from image_assets.machine import usable_cores
 
     monkeypatch.setenv("IMAGE_ASSETS_DATA_DIR", str(tmp_path))
-    for name in ("SECRET", "SECRET_FILE", "STRICT", "RENDERS", "WORKERS", "WEBP_EFFORT"):
+    for name in ("SECRET", "SECRET_FILE", "STRICT", "RENDERS", "QUEUE", "WEBP_EFFORT"):
         monkeypatch.delenv(f"IMAGE_ASSETS_DELIVERY_{name}", raising=False)
-    cores = os.cpu_count() or 2
+    cores = usable_cores()  # the affinity and the cgroup's quota, not the machine's count
     settings = settings_from_env("http://127.0.0.1:1")
     assert settings.webp_effort == 4 and settings.max_concurrent_renders == cores
-    monkeypatch.setenv("IMAGE_ASSETS_DELIVERY_WORKERS", str(cores))  # as `serve` sets it
-    assert settings_from_env("http://127.0.0.1:1").max_concurrent_renders == 1
+    assert settings.max_waiting_renders == WAITING_PER_SLOT * cores
     monkeypatch.setenv("IMAGE_ASSETS_DELIVERY_RENDERS", "3")
     monkeypatch.setenv("IMAGE_ASSETS_DELIVERY_WEBP_EFFORT", "2")
     settings = settings_from_env("http://127.0.0.1:1")
     assert settings.max_concurrent_renders == 3 and settings.webp_effort == 2
-    for name, bad in (("WEBP_EFFORT", "7"), ("WEBP_EFFORT", "fast"), ("RENDERS", "0")):
+    assert settings.max_waiting_renders == WAITING_PER_SLOT * 3
+    monkeypatch.setenv("IMAGE_ASSETS_DELIVERY_QUEUE", "0")  # no line: busy means 503
+    assert settings_from_env("http://127.0.0.1:1").max_waiting_renders == 0
+    for name, bad in (
+        ("WEBP_EFFORT", "7"),
+        ("WEBP_EFFORT", "fast"),
+        ("RENDERS", "0"),
+        ("QUEUE", "-1"),
+        ("QUEUE", "many"),
+    ):
         monkeypatch.setenv(f"IMAGE_ASSETS_DELIVERY_{name}", bad)
         with pytest.raises(ValueError, match=f"IMAGE_ASSETS_DELIVERY_{name} must be"):
             settings_from_env("http://127.0.0.1:1")

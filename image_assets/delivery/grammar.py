@@ -22,10 +22,11 @@ positions for overlays, ``ar_16:9`` or ``ar_1.5``, ``dpr_`` (capped),
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Any, Literal
 
-from image_assets.formats import ALIASES
+from image_assets.formats import ALIASES, FORMATS
 
 Crop = Literal["fill", "fit", "limit", "pad", "scale"]
 CROPS: tuple[Crop, ...] = ("fill", "fit", "limit", "pad", "scale")
@@ -41,7 +42,8 @@ GRAVITIES = (
     "south_east",
     "south_west",
 )
-FETCH_FORMATS = ("auto", "jpg", "png", "webp", "avif")
+# every format the platform encodes, as Cloudinary spells it (formats.py: one line each)
+FETCH_FORMATS = ("auto", *(f.cloudinary_name for f in FORMATS.values() if f.writable))
 QUALITY_LEVELS = ("best", "good", "eco", "low")
 COLOUR_NAMES = {
     "white": "ffffff",
@@ -53,7 +55,9 @@ COLOUR_NAMES = {
     "blue": "0000ff",
     "transparent": "00000000",
 }
-EXTENSIONS = ("jpg", "jpeg", "png", "webp", "avif")
+EXTENSIONS = tuple(
+    sorted({name for f in FORMATS.values() if f.writable for name in (f.name, f.extension)})
+)
 
 _KEY_VALUE = re.compile(r"^([a-z]{1,3})_(.+)$")
 _VERSION = re.compile(r"^v[0-9]{1,12}$")
@@ -206,121 +210,149 @@ def _colour(text: str) -> str:
     raise GrammarError(f"b_{text}: not a colour (a name such as white, or rgb:rrggbb)")
 
 
+def _choice(key: str, meaning: str, allowed: tuple[str, ...]) -> Callable[[str, Limits], str]:
+    def parse(value: str, limits: Limits) -> str:
+        if value not in allowed:
+            raise GrammarError(f"{key}_{value}: unknown {meaning} ({', '.join(allowed)})")
+        return value
+
+    return parse
+
+
+def _aspect_ratio(value: str, limits: Limits) -> float:
+    if ":" in value:
+        w, _, h = value.partition(":")
+        return round(_float("ar", w, 0.01, 100) / _float("ar", h, 0.01, 100), 6)
+    return _float("ar", value, 0.01, 100)
+
+
+def _fetch_format(value: str, limits: Limits) -> str:
+    value = "jpg" if ALIASES.get(value, value) == "jpeg" else value
+    if value not in FETCH_FORMATS:
+        raise GrammarError(f"f_{value}: unknown format ({', '.join(FETCH_FORMATS)})")
+    return value
+
+
+def _quality(value: str, limits: Limits) -> str:
+    if value == "auto" or (
+        value.startswith("auto:") and value.removeprefix("auto:") in QUALITY_LEVELS
+    ):
+        return value
+    return str(_int("q", value, 1, 100))
+
+
+def _transformation_name(value: str, limits: Limits) -> str:
+    if not _NAME.match(value):
+        raise GrammarError(f"t_{value}: not a transformation name")
+    return value
+
+
+def _overlay_id(value: str, limits: Limits) -> str:
+    public_id = value.replace(":", "/")
+    if not _PUBLIC_ID.match(public_id) or ".." in public_id:
+        raise GrammarError(f"l_{value}: not a public id")
+    return public_id
+
+
+@dataclass(frozen=True)
+class Effect:
+    blur: int | None = None
+    grayscale: bool = False
+
+
+def _effect(value: str, limits: Limits) -> Effect:
+    name, _, arg = value.partition(":")
+    if name == "blur":
+        return Effect(blur=_int("e_blur:", arg, 1, 2000) if arg else 100)
+    if name == "grayscale" and not arg:
+        return Effect(grayscale=True)
+    raise GrammarError(f"e_{value}: unknown effect (blur, grayscale)")
+
+
+def _flag(value: str, limits: Limits) -> bool:
+    if value != "relative":
+        raise GrammarError(f"fl_{value}: unknown flag (relative)")
+    return True
+
+
+def _offset(key: str) -> Callable[[str, Limits], int]:
+    return lambda value, limits: _int(key, value, -limits.max_side, limits.max_side)
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One URL parameter: the :class:`Component` field (or overlay part) it sets and
+    the parser of its value (``GrammarError`` naming it when the value is wrong)."""
+
+    field: str
+    parse: Callable[[str, Limits], object]
+
+
+PARAMETERS: dict[str, Parameter] = {
+    "w": Parameter("width", lambda v, limits: _size("w", v, limits)),
+    "h": Parameter("height", lambda v, limits: _size("h", v, limits)),
+    "c": Parameter("crop", _choice("c", "crop", CROPS)),
+    "g": Parameter("gravity", _choice("g", "gravity", GRAVITIES)),
+    "ar": Parameter("aspect_ratio", _aspect_ratio),
+    "dpr": Parameter("dpr", lambda v, limits: _float("dpr", v, 0.1, limits.max_dpr)),
+    "f": Parameter("fetch_format", _fetch_format),
+    "q": Parameter("quality", _quality),
+    "b": Parameter("background", lambda v, limits: _colour(v)),
+    "e": Parameter("effect", _effect),
+    "t": Parameter("named", _transformation_name),
+    "l": Parameter("overlay", _overlay_id),
+    "o": Parameter("opacity", lambda v, limits: _int("o", v, 0, 100)),
+    "fl": Parameter("relative", _flag),
+    "x": Parameter("x", _offset("x")),
+    "y": Parameter("y", _offset("y")),
+}
+
+
 def parse_component(text: str, limits: Limits = DEFAULT_LIMITS) -> Component:
-    """One component: ``w_300,h_300,c_fill``."""
+    """One component: ``w_300,h_300,c_fill``, each parameter parsed by its entry in
+    :data:`PARAMETERS`, then the rules between parameters checked."""
     if not text:
         raise GrammarError("empty transformation component")
-    values: dict[str, object] = {}
+    fields: dict[str, Any] = {}
     for part in text.split(","):
         match = _KEY_VALUE.match(part)
         if not match:
             raise GrammarError(f"{part!r}: not a key_value parameter")
         key, value = match.groups()
-        if key in values:
+        parameter = PARAMETERS.get(key)
+        if parameter is None:
+            raise GrammarError(f"{key}_{value}: unknown parameter {key}_")
+        if parameter.field in fields:
             raise GrammarError(f"{key}_ given twice in one component")
-        values[key] = _value(key, value, limits)
-    blur, grayscale = None, False
-    effect = values.pop("e", None)
-    if isinstance(effect, int):
-        blur = effect
-    elif effect == "grayscale":
-        grayscale = True
-    relative = values.pop("fl", None) == "relative"
-    overlay = values.pop("l", None)
-    opacity = values.pop("o", None)
+        fields[parameter.field] = parameter.parse(value, limits)
+    effect = fields.pop("effect", Effect())
+    overlay = fields.pop("overlay", None)
+    opacity = fields.pop("opacity", None)
+    relative = fields.pop("relative", False)
     if opacity is not None and overlay is None:
         raise GrammarError("o_ needs an overlay (l_)")
     if relative and overlay is None:
         raise GrammarError("fl_relative needs an overlay (l_)")
-    for key in ("w", "h"):
-        if isinstance(values.get(key), float) and not (overlay and relative):
-            raise GrammarError(f"{key}_ as a fraction needs an overlay with fl_relative")
-    if ("x" in values or "y" in values) and overlay is None:
+    for key in ("width", "height"):
+        if isinstance(fields.get(key), float) and not (overlay and relative):
+            raise GrammarError(f"{key[0]}_ as a fraction needs an overlay with fl_relative")
+    if overlay is None and ("x" in fields or "y" in fields):
         raise GrammarError("x_ and y_ need an overlay (l_)")
-    if overlay is None and values.get("g") not in (None, "center", "auto"):
-        raise GrammarError(f"g_{values['g']}: compass gravity is for overlays (l_)")
+    if overlay is None and fields.get("gravity") not in (None, "center", "auto"):
+        raise GrammarError(f"g_{fields['gravity']}: compass gravity is for overlays (l_)")
     component = Component(
-        width=values.get("w"),  # type: ignore[arg-type]
-        height=values.get("h"),  # type: ignore[arg-type]
-        crop=values.get("c"),  # type: ignore[arg-type]
-        gravity=values.get("g"),  # type: ignore[arg-type]
-        aspect_ratio=values.get("ar"),  # type: ignore[arg-type]
-        dpr=values.get("dpr"),  # type: ignore[arg-type]
-        fetch_format=values.get("f"),  # type: ignore[arg-type]
-        quality=values.get("q"),  # type: ignore[arg-type]
-        background=values.get("b"),  # type: ignore[arg-type]
-        blur=blur,
-        grayscale=grayscale,
-        named=values.get("t"),  # type: ignore[arg-type]
+        **fields,
+        blur=effect.blur,
+        grayscale=effect.grayscale,
         overlay=(
-            Overlay(str(overlay), int(opacity) if opacity is not None else 100, relative)  # type: ignore[call-overload]
+            Overlay(overlay, 100 if opacity is None else opacity, relative)
             if overlay is not None
             else None
         ),
-        x=values.get("x"),  # type: ignore[arg-type]
-        y=values.get("y"),  # type: ignore[arg-type]
     )
     if component.named is not None and replace(component, named=None) != Component():
         raise GrammarError("t_ stands alone in its component")
     return component
-
-
-def _value(key: str, value: str, limits: Limits) -> object:
-    if key in ("w", "h"):
-        return _size(key, value, limits)
-    if key == "c":
-        if value not in CROPS:
-            raise GrammarError(f"c_{value}: unknown crop ({', '.join(CROPS)})")
-        return value
-    if key == "g":
-        if value not in GRAVITIES:
-            raise GrammarError(f"g_{value}: unknown gravity ({', '.join(GRAVITIES)})")
-        return value
-    if key == "ar":
-        if ":" in value:
-            w, _, h = value.partition(":")
-            return round(_float("ar", w, 0.01, 100) / _float("ar", h, 0.01, 100), 6)
-        return _float("ar", value, 0.01, 100)
-    if key == "dpr":
-        return _float("dpr", value, 0.1, limits.max_dpr)
-    if key == "f":
-        value = "jpg" if ALIASES.get(value, value) == "jpeg" else value
-        if value not in FETCH_FORMATS:
-            raise GrammarError(f"f_{value}: unknown format ({', '.join(FETCH_FORMATS)})")
-        return value
-    if key == "q":
-        if value == "auto" or (
-            value.startswith("auto:") and value.removeprefix("auto:") in QUALITY_LEVELS
-        ):
-            return value
-        return str(_int("q", value, 1, 100))
-    if key == "b":
-        return _colour(value)
-    if key == "t":
-        if not _NAME.match(value):
-            raise GrammarError(f"t_{value}: not a transformation name")
-        return value
-    if key == "l":
-        public_id = value.replace(":", "/")
-        if not _PUBLIC_ID.match(public_id) or ".." in public_id:
-            raise GrammarError(f"l_{value}: not a public id")
-        return public_id
-    if key == "o":
-        return _int("o", value, 0, 100)
-    if key == "e":
-        name, _, arg = value.partition(":")
-        if name == "blur":
-            return _int("e_blur:", arg, 1, 2000) if arg else 100
-        if name == "grayscale" and not arg:
-            return "grayscale"
-        raise GrammarError(f"e_{value}: unknown effect (blur, grayscale)")
-    if key == "fl":
-        if value != "relative":
-            raise GrammarError(f"fl_{value}: unknown flag (relative)")
-        return value
-    if key in ("x", "y"):
-        return _int(key, value, -limits.max_side, limits.max_side)
-    raise GrammarError(f"{key}_{value}: unknown parameter {key}_")
 
 
 def _looks_like_component(segment: str) -> bool:

@@ -6,7 +6,8 @@ HTTP, is where the time goes; a request spends milliseconds in the server and
 tens of milliseconds in decode, resize and encode. Worker processes give the
 renders both cores.
 
-Environment:
+Environment (where the data lives: ``image_assets.settings``, read as the Dagster
+code location reads it):
 - ``IMAGE_ASSETS_PROFILE`` ``local`` (default): masters in ``$IMAGE_ASSETS_DATA_DIR/cdn``;
   ``aws``: in ``IMAGE_ASSETS_CDN_BUCKET`` (``IMAGE_ASSETS_CDN_PREFIX``);
 - ``IMAGE_ASSETS_DELIVERY_SECRET``: the URL-signing secret (unset: no signatures), or
@@ -22,8 +23,10 @@ Environment:
   this long is abandoned with 408 (default 30; local profile);
 - ``IMAGE_ASSETS_RENDITIONS``: the rendition config whose renditions are the
   named transformations (``t_thumb_300``);
-- ``IMAGE_ASSETS_DELIVERY_RENDERS``: renders at once per process (default: the
-  cores divided among the worker processes);
+- ``IMAGE_ASSETS_DELIVERY_RENDERS``: renders at once per process (default: one per
+  core);
+- ``IMAGE_ASSETS_DELIVERY_QUEUE``: requests that may wait for a render slot per
+  process (default 32 per slot); past them the answer is 503 with ``Retry-After``;
 - ``IMAGE_ASSETS_DELIVERY_WORKER_TIMEOUT``: seconds without a heartbeat before the
   supervisor replaces a worker (``supervisor``; default 30);
 - ``IMAGE_ASSETS_DELIVERY_WEBP_EFFORT``: libwebp's method, 0 (fastest) to 6
@@ -45,6 +48,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Literal
 
 from starlette.types import ASGIApp
 
@@ -65,6 +69,8 @@ from image_assets.imaging.config import (
     load_rendition_config,
 )
 from image_assets.imaging.encoding import DEFAULT_WEBP_EFFORT
+from image_assets.machine import usable_cores
+from image_assets.settings import INCOMING, PUBLIC_UPLOADS, PlatformSettings
 from image_assets.storage import BlobStore, LocalBlobStore
 
 DEFAULT_PORT = 8090
@@ -84,42 +90,44 @@ def named_transformations(config: RenditionConfig) -> dict[str, Component]:
     }
 
 
-def source_store() -> BlobStore:
-    if os.environ.get("IMAGE_ASSETS_PROFILE", "local") == "aws":
+def source_store(platform: PlatformSettings) -> BlobStore:
+    """The masters the `self` CDN backend published (``settings``: the same place the
+    Dagster code location writes them)."""
+    if platform.profile == "aws":
         import boto3
 
         from image_assets.storage.s3 import S3BlobStore
 
-        return S3BlobStore(
-            boto3.client("s3"),
-            os.environ.get("IMAGE_ASSETS_CDN_BUCKET", "image-assets-cdn"),
-            os.environ.get("IMAGE_ASSETS_CDN_PREFIX", ""),
-        )
-    data = Path(os.environ.get("IMAGE_ASSETS_DATA_DIR") or ".data")
-    return LocalBlobStore(data / "cdn")
+        return S3BlobStore(boto3.client("s3"), platform.cdn_bucket, platform.cdn_prefix)
+    return LocalBlobStore(platform.cdn_dir)
 
 
-def activated_store() -> BlobStore:
+def activated_store(platform: PlatformSettings) -> BlobStore:
     """The public area of activated uploads (as the uploads resource lays it out)."""
-    if os.environ.get("IMAGE_ASSETS_PROFILE", "local") == "aws":
+    if platform.profile == "aws":
         import boto3
 
         from image_assets.storage.s3 import S3BlobStore
 
-        bucket = os.environ.get("IMAGE_ASSETS_CDN_BUCKET", "image-assets-cdn")
-        return S3BlobStore(boto3.client("s3"), bucket, "uploads")
-    data = Path(os.environ.get("IMAGE_ASSETS_DATA_DIR") or ".data")
-    return LocalBlobStore(data / "public" / "uploads")
+        return S3BlobStore(boto3.client("s3"), platform.cdn_bucket, PUBLIC_UPLOADS)
+    return LocalBlobStore(platform.public_uploads_dir)
 
 
 def default_renders() -> int:
-    """Renders at once per process: the cores shared among the worker processes.
+    """Renders at once per process: one per core, whatever the number of processes.
 
-    Rendering is CPU-bound (Pillow releases the GIL), so more renders than cores only
-    hold more decoded images in memory at once without serving any faster.
+    Rendering is CPU-bound and releases the GIL (libvips, libwebp, Pillow), so one
+    process keeps every core busy from one line of requests (``admission``). With
+    several worker processes each still gets a slot per core: a process holds the
+    connections the kernel gave it (a keep-alive client stays with one), and with
+    fewer slots than cores it would leave a core idle while its own line waits and
+    the other process has nothing to do (measured: 71% busy at 8 keep-alive
+    connections with 2 processes of one slot each).
     """
-    workers = _positive_int("IMAGE_ASSETS_DELIVERY_WORKERS", 1)
-    return max(1, (os.cpu_count() or 2) // workers)
+    return usable_cores()
+
+
+WAITING_PER_SLOT = 32  # a line of 32 renders per core is about 5 s of work at 1600 px
 
 
 def _positive_int(name: str, default: int) -> int:
@@ -131,6 +139,15 @@ def _positive_int(name: str, default: int) -> int:
     return int(raw)
 
 
+def _whole(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit():
+        raise ValueError(f"{name} must be a whole number, not {raw!r}")
+    return int(raw)
+
+
 def _webp_effort() -> int:
     raw = os.environ.get("IMAGE_ASSETS_DELIVERY_WEBP_EFFORT") or str(DEFAULT_WEBP_EFFORT)
     if raw not in {str(n) for n in range(7)}:
@@ -139,7 +156,8 @@ def _webp_effort() -> int:
 
 
 def settings_from_env(base_url: str) -> DeliverySettings:
-    aws = os.environ.get("IMAGE_ASSETS_PROFILE", "local") == "aws"
+    platform = PlatformSettings.from_env()
+    aws = platform.profile == "aws"
     secret = os.environ.get("IMAGE_ASSETS_DELIVERY_SECRET") or None
     secret_file = os.environ.get("IMAGE_ASSETS_DELIVERY_SECRET_FILE")
     if secret_file:  # a mounted secret (Kubernetes, Docker secrets) rather than the env
@@ -149,6 +167,7 @@ def settings_from_env(base_url: str) -> DeliverySettings:
         raise ValueError(
             f"IMAGE_ASSETS_DELIVERY_SIGNATURE_ALGORITHM must be sha1 or sha256, not {algorithm!r}"
         )
+    signing: Literal["sha1", "sha256"] = "sha256" if algorithm == "sha256" else "sha1"
     strict = os.environ.get("IMAGE_ASSETS_DELIVERY_STRICT", "1" if aws else "0") == "1"
     if strict and not secret:
         raise ValueError("IMAGE_ASSETS_DELIVERY_STRICT needs IMAGE_ASSETS_DELIVERY_SECRET")
@@ -174,33 +193,34 @@ def settings_from_env(base_url: str) -> DeliverySettings:
                 base_url=base_url,
                 s3=(  # SigV4 policies: boto3 signs POST policies with SigV2 unless told
                     boto3.client("s3", config=Config(signature_version="s3v4")),
-                    os.environ.get("IMAGE_ASSETS_UPLOADS_BUCKET", "image-assets-uploads"),
-                    "incoming",
+                    platform.uploads_bucket,
+                    INCOMING,
                 ),
             )
         else:
-            data = Path(os.environ.get("IMAGE_ASSETS_DATA_DIR") or ".data")
             uploads = DirectUploadSettings(
                 token=token,
                 key=signing_key,
                 base_url=base_url,
-                incoming_dir=data / "incoming",
+                incoming_dir=platform.incoming_dir,
                 idle_seconds=_positive_int("IMAGE_ASSETS_UPLOAD_IDLE_SECONDS", IDLE_SECONDS),
             )
-    data = Path(os.environ.get("IMAGE_ASSETS_DATA_DIR") or ".data")
-    catalog = Path(os.environ.get("IMAGE_ASSETS_CATALOG_DB") or data / "catalog.duckdb")
     config = load_rendition_config()
+    renders = _positive_int("IMAGE_ASSETS_DELIVERY_RENDERS", default_renders())
     return DeliverySettings(
-        catalog=CatalogReader(catalog),
+        catalog=CatalogReader(platform.catalog_path),
         rendition_specs=tuple(config.renditions),
         uploads=uploads,
-        activated=activated_store(),
-        source=SelfCdn(source_store(), base_url, secret=secret, signature_algorithm=algorithm),  # type: ignore[arg-type]
+        activated=activated_store(platform),
+        source=SelfCdn(
+            source_store(platform), base_url, secret=secret, signature_algorithm=signing
+        ),
         secret=secret,
-        signature_algorithm=algorithm,  # type: ignore[arg-type]
+        signature_algorithm=signing,
         strict=strict,
         named=named_transformations(config),
-        max_concurrent_renders=_positive_int("IMAGE_ASSETS_DELIVERY_RENDERS", default_renders()),
+        max_concurrent_renders=renders,
+        max_waiting_renders=_whole("IMAGE_ASSETS_DELIVERY_QUEUE", WAITING_PER_SLOT * renders),
         webp_effort=_webp_effort(),
         cache=cache,
     )
@@ -240,8 +260,7 @@ def app_from_env() -> ASGIApp:
         access_log.addHandler(handler)
         access_log.setLevel(logging.INFO)
         access_log.propagate = False
-    base = os.environ.get("IMAGE_ASSETS_DELIVERY_URL", f"http://127.0.0.1:{DEFAULT_PORT}")
-    return create_app(settings_from_env(base))
+    return create_app(settings_from_env(PlatformSettings.from_env().delivery_url))
 
 
 def worker_app() -> ASGIApp:

@@ -1,7 +1,6 @@
 """``image-assets serve``: the worker processes on one listening socket, supervised.
 
-This process binds the socket; with ``--workers 1`` uvicorn serves on it here.
-With more, it starts each worker (``python -m image_assets.delivery.worker``)
+This process binds the socket and starts each worker (``python -m image_assets.delivery.worker``)
 with the socket inherited; starts a worker again when one dies, or when its
 event loop has sent no heartbeat for ``IMAGE_ASSETS_DELIVERY_WORKER_TIMEOUT``
 seconds (30; it is killed first); and stops them all on SIGTERM or SIGINT. It
@@ -31,7 +30,7 @@ import sys
 import time
 from dataclasses import dataclass
 
-from image_assets.delivery.worker import STARTUP_FAILURE, serve_on
+from image_assets.delivery.worker import STARTUP_FAILURE
 
 HUGE_PAGES = "glibc.malloc.hugetlb=1"
 STOP_GRACE_SECONDS = 30  # uvicorn finishes the requests in flight, then exits
@@ -49,8 +48,6 @@ def with_huge_pages(tunables: str) -> str:
 def serve(host: str, port: int, workers: int) -> int:
     """Serve until stopped; 2 when the configuration is refused before starting."""
     os.environ.setdefault("IMAGE_ASSETS_DELIVERY_URL", f"http://{host}:{port}")
-    # Each worker shares the cores with the others (see server.default_renders).
-    os.environ["IMAGE_ASSETS_DELIVERY_WORKERS"] = str(workers)
     raw_silence = os.environ.get("IMAGE_ASSETS_DELIVERY_WORKER_TIMEOUT") or str(SILENCE_SECONDS)
     if not raw_silence.isdigit() or int(raw_silence) < 2:
         print(
@@ -72,11 +69,8 @@ def serve(host: str, port: int, workers: int) -> int:
         reason = os.strerror(exc.errno) if exc.errno else str(exc)
         print(f"error: cannot serve on {host}:{port} ({reason})", file=sys.stderr)
         return 2
-    if workers == 1:
-        with listener:
-            serve_on(listener)
-        return 0
-    # Read by glibc when a process starts, so it reaches the workers, not this process.
+    # Read by glibc when a process starts, so it reaches the workers, not this process
+    # (a lone worker too: it is a process of its own, supervised like any other).
     os.environ["GLIBC_TUNABLES"] = with_huge_pages(os.environ.get("GLIBC_TUNABLES", ""))
     with listener:
         return Supervisor(listener, workers, silence).run()

@@ -28,6 +28,7 @@ def flatten(img: Image.Image, background: str) -> Image.Image:
 
 
 DEFAULT_WEBP_EFFORT = 4
+DEFAULT_AVIF_SPEED = 6
 
 
 def encode(
@@ -36,14 +37,16 @@ def encode(
     quality: int,
     background: str = "#ffffff",
     webp_effort: int = DEFAULT_WEBP_EFFORT,
+    avif_speed: int = DEFAULT_AVIF_SPEED,
 ) -> bytes:
     """Encode with deliberate settings; formats without alpha (JPEG) get it flattened
     onto ``background``.
 
     JPEG: optimized Huffman tables, progressive, 4:2:0. WebP: method 4 by default
     (libwebp's rate-distortion optimisation starts at 3; at 2 a 1600 px photo
-    encodes about 3.4x faster and about 15% larger). AVIF: speed 6. PNG: compress
-    level 6. No metadata.
+    encodes about 3.4x faster and about 15% larger). AVIF: speed 6 by default (the
+    batch renditions, rendered once; the image service asks for 7, half the CPU for
+    about 5% more bytes). PNG: compress level 6. No metadata.
     """
     if not image_format(fmt).alpha:
         img = flatten(img, background)
@@ -53,7 +56,7 @@ def encode(
     elif fmt == "webp":
         img.save(buf, "WEBP", quality=quality, method=webp_effort)
     elif fmt == "avif":
-        img.save(buf, "AVIF", quality=quality, speed=6)
+        img.save(buf, "AVIF", quality=quality, speed=avif_speed)
     elif fmt == "png":
         img.save(buf, "PNG", compress_level=6)
     else:

@@ -20,9 +20,17 @@ import pyvips
 from PIL import Image
 
 # Parallelism is across images (the renditions worker pool, the service's render
-# threads), never within one; and nothing is cached between images.
+# threads), not within one, unless a caller knows the cores are free (use_threads);
+# and nothing is cached between images.
 pyvips.concurrency_set(1)
 pyvips.cache_set_max(0)
+
+
+def use_threads(count: int) -> None:
+    """libvips' threads for the pipelines this process starts from now on (a
+    process-wide setting; a pipeline keeps the count it started with). The image
+    service gives a render every core when it is the only one (``admission``)."""
+    pyvips.concurrency_set(max(1, count))
 
 
 class ShrinkFailed(ValueError):
