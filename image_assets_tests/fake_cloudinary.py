@@ -24,7 +24,11 @@ resource, usage; authentication and rate limits), strict where Cloudinary is:
 - **Tags** (``POST image/tags``): ``public_ids[]`` as an array parameter.
 - **Admin API**: HTTP Basic auth; ``GET resources/image/upload`` lists by
   ``prefix`` with ``max_results`` (at most 500, else 400) and ``next_cursor``,
-  or by ``public_ids[]``; context only when ``context=true``.
+  or by ``public_ids[]``; context only when ``context=true``. ``DELETE
+  resources/image/upload`` takes a JSON body of at most 100 ``public_ids`` (and
+  ``invalidate``) and answers ``deleted`` or ``not_found`` for each.
+- **destroy** (Upload API) answers ``not found`` for an unknown public id, as
+  Cloudinary does. ``usage`` counts the bytes held, so storage falls as assets go.
 
 Faults can be injected per request (status codes, slow answers).
 """
@@ -91,6 +95,7 @@ class FakeCloudinary:
     stored: Counter = field(default_factory=Counter)  # successful stores per public_id
     attempts: Counter = field(default_factory=Counter)  # upload requests per public_id
     invalidations: Counter = field(default_factory=Counter)  # CDN purges per public_id
+    deleted: Counter = field(default_factory=Counter)  # Admin API deletions per public_id
     stale_cache: set = field(default_factory=set)  # replaced without invalidate
     kept_existing: Counter = field(default_factory=Counter)  # overwrite=false on a held id
     early_retries: int = 0  # retries sooner than the Retry-After we sent
@@ -117,6 +122,9 @@ class FakeCloudinary:
 
             def do_GET(self):
                 owner._get(self)
+
+            def do_DELETE(self):
+                owner._delete(self)
 
         self.server = serve(Handler)
         return self
@@ -383,6 +391,44 @@ class FakeCloudinary:
                 return self._error(handler, 404, f"Resource not found - {public_id}", headers)
             return self._send(handler, 200, self._answer(resource), headers)
         return self._error(handler, 404, "Not found", headers)
+
+    def _delete(self, handler) -> None:
+        """Admin API ``DELETE resources/image/upload``: a JSON body with ``public_ids`` (at
+        most 100, else 400) and ``invalidate``; each id answers ``deleted`` or
+        ``not_found``. Basic auth and the hourly budget, as every Admin call."""
+        parts = urlsplit(handler.path)
+        self.requests.append(f"DELETE {parts.path}")
+        length = int(handler.headers.get("Content-Length", 0))
+        raw = handler.rfile.read(length)
+        if not self._basic_auth(handler):
+            return None
+        headers = self._admin_budget(handler)
+        if headers is None:
+            return None
+        if parts.path != f"/v1_1/{self.cloud_name}/resources/image/upload":
+            return self._error(handler, 404, "Not found", headers)
+        try:
+            body = json.loads(raw or b"{}")
+        except ValueError:
+            return self._error(handler, 400, "Invalid JSON body", headers)
+        ids = body.get("public_ids")
+        if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
+            return self._error(handler, 400, "Must supply public_ids, prefix or all", headers)
+        if len(ids) > 100:
+            return self._error(handler, 400, "Too many public_ids (max 100)", headers)
+        invalidate = truthy(body.get("invalidate"), False)
+        answers: dict[str, str] = {}
+        with self.lock:
+            for public_id in ids:
+                gone = self.resources.pop(public_id, None)
+                answers[public_id] = "deleted" if gone else "not_found"
+                if gone is not None:
+                    self.deleted[public_id] += 1
+                    if invalidate:
+                        self.invalidations[public_id] += 1
+        counts = {i: {"original": int(a == "deleted"), "derived": 0} for i, a in answers.items()}
+        payload = {"deleted": answers, "deleted_counts": counts, "partial": False}
+        return self._send(handler, 200, payload, headers)
 
     def _list(self, handler, query: Form, headers: dict[str, str]) -> None:
         try:

@@ -13,6 +13,8 @@ renditions.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from image_assets.failures import FailureKind
@@ -29,6 +31,17 @@ class CdnError(RuntimeError):
     def __init__(self, message: str, kind: FailureKind = FailureKind.CDN_REJECTED):
         super().__init__(message)
         self.kind = kind
+
+
+@dataclass
+class DeleteReport:
+    """What one batched deletion did. An asset the backend no longer had counts as
+    deleted (the goal is that it is gone); a failed one stays for the next run."""
+
+    deleted: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # public id -> reason
+    stopped: str | None = None  # why the rest was not tried (a rate limit): next run
+    calls: int = 0  # requests sent to the backend
 
 
 @runtime_checkable
@@ -64,6 +77,11 @@ class CdnBackend(Protocol):
         ...
 
     def delete(self, public_id: str) -> bool: ...
+
+    def delete_many(self, assets: Sequence[CdnAsset]) -> DeleteReport:
+        """Delete ``assets`` in the fewest requests the backend allows (its batch
+        APIs), purging cached copies where the backend caches."""
+        ...
 
     def delivery_url(
         self,

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 
-from image_assets.cdn.base import StoredFileDelivery
+from image_assets.cdn.base import DeleteReport, StoredFileDelivery
 from image_assets.layout import CDN_META_PREFIX, cdn_meta_key, cdn_object_key
 from image_assets.records import CdnAsset
-from image_assets.storage import BlobNotFound, BlobStore, LocalBlobStore, validate_key
+from image_assets.storage import BlobNotFound, BlobStore, InvalidKey, LocalBlobStore, validate_key
 
 
 class StoredCdn:
@@ -110,10 +111,27 @@ class StoredCdn:
 
     def delete(self, public_id: str) -> bool:
         asset = self.lookup(public_id)
-        self.store.delete(self._meta_key(public_id))
         if asset is None:
+            self.store.delete(self._meta_key(public_id))
             return False
-        return self.store.delete(cdn_object_key(public_id, asset.format))
+        # the file first: a record without its file is not served (lookup), a file
+        # without its record would be
+        deleted = self.store.delete(cdn_object_key(public_id, asset.format))
+        self.store.delete(self._meta_key(public_id))
+        return deleted
+
+    def delete_many(self, assets: Sequence[CdnAsset]) -> DeleteReport:
+        """Files and their records, one by one (a folder or a bucket has no purge)."""
+        report = DeleteReport()
+        for asset in assets:
+            report.calls += 1
+            try:
+                self.delete(asset.public_id)
+            except (OSError, InvalidKey) as exc:
+                report.failed[asset.public_id] = f"{type(exc).__name__}: {exc}"
+                continue
+            report.deleted.append(asset.public_id)
+        return report
 
 
 class LocalCdn(StoredCdn, StoredFileDelivery):

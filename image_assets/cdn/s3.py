@@ -9,22 +9,70 @@ URLs written into the catalogue never expire and never change between runs:
 A private bucket (``access="private"``) gets ``s3://`` URLs in the catalogue;
 a temporary link for one object comes from :meth:`S3Cdn.presigned_url`, and is
 never written anywhere. ``overwrite=False`` is a conditional PUT
-(``If-None-Match: *``), so an object nobody has seen is never replaced.
+(``If-None-Match: *``), so an object nobody has seen is never replaced. With a
+CloudFront distribution in front (``CloudFrontInvalidator``), the objects a run
+replaces under the same key, and those housekeeping deletes, are invalidated in
+one ``CreateInvalidation`` per run, so none is served stale until its
+Cache-Control runs out.
 Content-addressed renditions could be cached forever; masters are not, so the
 Cache-Control is configurable.
 """
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Sequence
 from typing import Any, Literal
 from urllib.parse import quote, urlsplit
 
-from image_assets.cdn.base import CdnError, StoredFileDelivery
+from image_assets.cdn.base import CdnError, DeleteReport, StoredFileDelivery
 from image_assets.failures import FailureKind
 from image_assets.formats import PUBLISHED_FORMATS, mime_type
 from image_assets.layout import cdn_object_key, object_key_public_id, sanitize_id
 from image_assets.records import CdnAsset
 from image_assets.storage.base import validate_key
+
+DELETE_BATCH = 1000  # keys per DeleteObjects, S3's limit
+INVALIDATION_PATHS = 3000  # paths per CreateInvalidation in progress (CloudFront's quota)
+
+
+class CloudFrontInvalidator:
+    """Paths of a CloudFront distribution in front of the bucket, invalidated in one
+    ``CreateInvalidation`` per call (a run collects its paths and calls once), so a
+    replaced or deleted object is not served stale until its Cache-Control runs out.
+    ``origin_prefix`` is the part of an object key the distribution's origin path
+    already covers."""
+
+    def __init__(self, client: Any, distribution_id: str, origin_prefix: str = ""):
+        self.client = client
+        self.distribution_id = distribution_id
+        self.origin_prefix = origin_prefix.strip("/")
+        self.sent: list[str] = []  # invalidation ids, for the run's metadata
+
+    def path(self, key: str) -> str:
+        if self.origin_prefix and key.startswith(self.origin_prefix + "/"):
+            key = key[len(self.origin_prefix) + 1 :]
+        return "/" + quote(key)
+
+    def invalidate(self, keys: Sequence[str]) -> None:
+        paths = sorted({self.path(key) for key in keys})
+        for start in range(0, len(paths), INVALIDATION_PATHS):
+            batch = paths[start : start + INVALIDATION_PATHS]
+            try:
+                answer = self.client.create_invalidation(
+                    DistributionId=self.distribution_id,
+                    InvalidationBatch={
+                        "Paths": {"Quantity": len(batch), "Items": batch},
+                        "CallerReference": f"image-assets-{time.time_ns()}-{start}",
+                    },
+                )
+            except Exception as exc:
+                raise CdnError(
+                    f"CloudFront invalidation failed: {type(exc).__name__}: {exc}",
+                    FailureKind.CDN_TRANSIENT,
+                ) from None
+            self.sent.append(answer["Invalidation"]["Id"])
 
 
 class S3Cdn(StoredFileDelivery):
@@ -40,6 +88,7 @@ class S3Cdn(StoredFileDelivery):
         cache_control: str = "public, max-age=86400",
         access: Literal["public", "private"] = "public",
         presign_seconds: int = 3600,
+        invalidator: CloudFrontInvalidator | None = None,
     ):
         self.client = client
         self.bucket = bucket
@@ -48,6 +97,20 @@ class S3Cdn(StoredFileDelivery):
         self.cache_control = cache_control
         self.access = access
         self.presign_seconds = presign_seconds
+        self.invalidator = invalidator  # CloudFront in front of the bucket, if any
+        self._replaced: set[str] = set()  # keys replaced since the last flush
+        self._lock = threading.Lock()
+
+    def flush_invalidations(self) -> int:
+        """One CreateInvalidation for every object replaced since the last call (a
+        publish run calls it once at its end); the number of paths sent."""
+        if self.invalidator is None:
+            return 0
+        with self._lock:
+            keys, self._replaced = sorted(self._replaced), set()
+        if keys:
+            self.invalidator.invalidate(keys)
+        return len(keys)
 
     @property
     def ledger_name(self) -> str:
@@ -94,7 +157,7 @@ class S3Cdn(StoredFileDelivery):
         width: int | None = None,
         height: int | None = None,
         overwrite: bool = True,
-        invalidate: bool = False,  # S3 keeps no cached copies; Cache-Control bounds a CDN's
+        invalidate: bool = False,  # a replacement: CloudFront's copy is invalidated (flush)
     ) -> CdnAsset:
         key = self._key(public_id, format)
         metadata = {"sha256": sha256, "public-id": public_id, "format": format}
@@ -126,6 +189,9 @@ class S3Cdn(StoredFileDelivery):
                 f"S3 upload of {public_id} failed: {type(exc).__name__}: {exc}",
                 FailureKind.CDN_TRANSIENT,
             ) from None
+        if invalidate and self.invalidator is not None:
+            with self._lock:
+                self._replaced.add(key)
         url, s3_url = self._urls(key)
         return CdnAsset(
             public_id=public_id,
@@ -207,3 +273,34 @@ class S3Cdn(StoredFileDelivery):
             return False
         self.client.delete_object(Bucket=self.bucket, Key=self._key(public_id, asset.format))
         return True
+
+    def delete_many(self, assets: Sequence[CdnAsset]) -> DeleteReport:
+        """``DeleteObjects``, 1000 keys a request (quiet: only failures come back); a
+        key that was already gone counts as deleted, as S3 answers it. The deleted
+        paths are then invalidated on CloudFront when a distribution is set."""
+        report = DeleteReport()
+        keys = {self._key(a.public_id, a.format): a.public_id for a in assets}
+        ordered = list(keys)
+        for start in range(0, len(ordered), DELETE_BATCH):
+            batch = ordered[start : start + DELETE_BATCH]
+            report.calls += 1
+            try:
+                answer = self.client.delete_objects(
+                    Bucket=self.bucket,
+                    Delete={"Objects": [{"Key": key} for key in batch], "Quiet": True},
+                )
+            except Exception as exc:
+                report.stopped = f"S3 DeleteObjects failed: {type(exc).__name__}: {exc}"
+                break
+            errors = {
+                e["Key"]: f"{e.get('Code')}: {e.get('Message')}" for e in answer.get("Errors", [])
+            }
+            for key in batch:
+                if key in errors:
+                    report.failed[keys[key]] = errors[key]
+                else:
+                    report.deleted.append(keys[key])
+        gone = {self._key(a.public_id, a.format) for a in assets if a.public_id in report.deleted}
+        if gone and self.invalidator is not None:
+            self.invalidator.invalidate(sorted(gone))
+        return report

@@ -170,6 +170,15 @@ def publish_images(
         if done[copy].published.shared_with is not None:
             progress.advance()
     outcomes = [done[i] for i in range(len(images))]
+    for backend in backends:  # replaced objects behind a CDN cache: one purge per run
+        flush = getattr(backend, "flush_invalidations", None)
+        if flush is not None:
+            try:
+                sent = flush()
+                if sent:
+                    say(f"{backend.storage}: {sent} replaced objects invalidated on the CDN")
+            except CdnError as exc:
+                warn(f"{backend.storage}: {exc}; replaced objects may be served stale")
     for backend, holding in chain:
         confirmed = [a for o in outcomes for name, a in o.confirmed if name == backend.ledger_name]
         try:
