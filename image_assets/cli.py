@@ -439,6 +439,116 @@ def cmd_ui(args: argparse.Namespace) -> int:
         delivery.stop()
 
 
+def cmd_housekeeping(args: argparse.Namespace) -> int:
+    """CDN housekeeping of one vendor: ``--dry-run`` lists what would be deleted and its
+    bytes; otherwise ``cdn_housekeeping`` runs in the Dagster instance (DAGSTER_HOME),
+    with its safety gate, and its metadata is printed."""
+    from datetime import UTC, datetime, timedelta
+
+    import dagster
+
+    from image_assets.defs.housekeeping.assets import cdn_housekeeping, unsafe_reason
+    from image_assets.defs.profiles import build_resources
+    from image_assets.scraping.registry import RegistryError, load_registry
+    from image_assets.steps.housekeeping import housekeep
+
+    try:
+        vendor = load_registry(None).get(args.vendor)
+    except RegistryError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    ensure_dagster_home()
+    resources = build_resources()
+    with dagster.DagsterInstance.get() as instance:
+        reason = unsafe_reason(instance, vendor.key)
+        if not args.dry_run:
+            result = dagster.materialize(
+                [cdn_housekeeping],
+                partition_key=vendor.key,
+                resources=resources,
+                instance=instance,
+                run_config={"ops": {"cdn_housekeeping": {"config": {"max_share": args.max_share}}}},
+                raise_on_error=False,
+            )
+            for name, value in _materializations(result).get("cdn_housekeeping", {}).items():
+                if name != "backends":
+                    print(f"{name}: {value}")
+            return 0 if result.success else 1
+    if reason:
+        print(f"note: a real run would delete nothing now: {reason}", file=sys.stderr)
+    wanted = {name: resources[name] for name in ("cdn", "storage")}
+    with dagster.build_resources(wanted) as built:
+        backends, warnings = built.cdn.chain()
+        for warning in warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        try:
+            outcome = housekeep(
+                vendor.key,
+                backends,
+                built.storage.images(),
+                built.storage.raw(),
+                datetime.now(UTC).date(),
+                grace=timedelta(days=vendor.retention_days),
+                max_share=args.max_share,
+                dry_run=True,
+                say=lambda line: print(line, file=sys.stderr),
+            )
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+    total = 0
+    for backend in outcome.backends:
+        for public_id, size in backend.would_delete:
+            print(f"{backend.storage}\t{public_id}\t{size}")
+            total += size
+    count = sum(len(b.would_delete) for b in outcome.backends)
+    print(
+        f"{vendor.key}: {count} assets ({total} bytes) would be deleted; "
+        f"{outcome.retired_waiting} more are unreferenced and within the "
+        f"{vendor.retention_days}-day grace",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_uploads_delete(args: argparse.Namespace) -> int:
+    """Erase one upload: its files in every store, its results in the service's disk
+    cache (when ``IMAGE_ASSETS_DELIVERY_CACHE_DIR`` is set here too); the audit row
+    stays, ``deleted``. A second erasure is a no-op that says so."""
+    import os
+
+    import dagster
+
+    from image_assets.defs.profiles import build_resources
+    from image_assets.delivery.cache import DiskCache
+    from image_assets.uploads.lifecycle import UploadError, erase
+
+    resources = build_resources()
+    with dagster.build_resources(
+        {"uploads": resources["uploads"], "storage": resources["storage"]}
+    ) as built:
+        try:
+            done = erase(built.uploads.stores(built.storage), args.upload_id)
+        except UploadError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2 if exc.reason == "invalid" else 1
+    if done.already:
+        print(f"{done.row.key} was erased already (at {done.row.deleted_at:.0f}); nothing to do")
+        return 0
+    cache_dir = os.environ.get("IMAGE_ASSETS_DELIVERY_CACHE_DIR")
+    forgotten = 0
+    if cache_dir and done.unique_name:
+        stem = done.unique_name.rpartition(".")[0] or done.unique_name
+        forgotten = DiskCache(cache_dir).forget(f"uploads/{stem}")
+    for key in done.removed:
+        print(f"removed {key}")
+    print(
+        f"{done.row.key} erased: {len(done.removed)} files, {forgotten} cached results; "
+        "its audit row stays, marked deleted"
+    )
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from image_assets.delivery.supervisor import serve
 
@@ -506,6 +616,27 @@ def build_parser() -> argparse.ArgumentParser:
     delivery.add_argument("--port", type=int, default=8090)
     delivery.add_argument("--workers", type=int, default=1, help="worker processes")
     delivery.set_defaults(func=cmd_serve)
+    keep = sub.add_parser(
+        "housekeeping", help="delete from the CDN what no kits CSV references any more"
+    )
+    keep.add_argument("--vendor", required=True, help="vendor key in the registry")
+    keep.add_argument(
+        "--dry-run", action="store_true", help="list what would be deleted and its bytes"
+    )
+    keep.add_argument(
+        "--max-share",
+        type=float,
+        default=0.1,
+        help="most of the vendor's assets on a backend one run deletes (default 0.1)",
+    )
+    keep.set_defaults(func=cmd_housekeeping)
+    uploads = sub.add_parser("uploads", help="manage uploads")
+    uploads_sub = uploads.add_subparsers(dest="uploads_command", required=True)
+    delete = uploads_sub.add_parser(
+        "delete", help="erase one upload: original, renditions, public and cached copies"
+    )
+    delete.add_argument("upload_id", metavar="ID", help="the audit table's key (u + 24 hex)")
+    delete.set_defaults(func=cmd_uploads_delete)
     ui = sub.add_parser("ui", help="sample sites + dagster dev")
     ui.add_argument("--port", type=int, default=DEFAULT_DEMO_PORT, help="demo sites port")
     ui.add_argument("--host", default="127.0.0.1", help="UI host")

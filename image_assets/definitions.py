@@ -1,6 +1,6 @@
 """The one Definitions object of the code location (``image_assets.definitions:defs``).
 
-Each domain (vendors, uploads, catalog) defines its own assets, checks, jobs,
+Each domain (vendors, uploads, catalog, housekeeping) defines its own assets, checks, jobs,
 schedules and sensors; this merges them with the resources of the profile
 that ``IMAGE_ASSETS_PROFILE`` picks (``defs/profiles.py``).
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 from dagster import Definitions, in_process_executor
 
 from image_assets.defs.catalog import definitions as catalog
+from image_assets.defs.housekeeping import definitions as housekeeping
 from image_assets.defs.profiles import build_resources
 from image_assets.defs.uploads import definitions as uploads
 from image_assets.defs.vendors import definitions as vendors
@@ -20,6 +21,7 @@ defs = Definitions.merge(
     vendors.defs,
     uploads.defs,
     catalog.defs,
+    housekeeping.defs,
     Definitions(
         resources=build_resources(),
         # Each run is one process: steps of a partition are sequential anyway, and the

@@ -10,6 +10,7 @@ asset); an *upload* is a file a user dropped into the incoming location.
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -126,6 +127,9 @@ class CdnAsset(BaseModel):
     sha256: str
     etag: str | None = None
     s3_url: str | None = None
+    # in a CDN ledger: the day housekeeping first found no current kits CSV naming it
+    # (cdn/retention.py); None while it is live
+    retired_on: date | None = None
 
 
 class PublishedImage(BaseModel):
@@ -183,12 +187,13 @@ class AuditRow(BaseModel):
     height: int | None = None
     format: str | None = None
     renditions: int = 0
-    status: Literal["waiting", "processed", "failed", "rejected", "activated", "expired"]
+    status: Literal["waiting", "processed", "failed", "rejected", "activated", "expired", "deleted"]
     reason: str | None = None
     failure: FailureKind | None = None
     received_at: float | None = None
     processed_at: float | None = None
     activated_at: float | None = None
+    deleted_at: float | None = None  # erased on request: every file gone, this row kept
 
 
 class ImageLabel(BaseModel):

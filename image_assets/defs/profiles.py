@@ -118,9 +118,9 @@ def aws_resources(root: Path, data_root: str) -> dict[str, object]:
     storage = StorageResource(
         kind="s3",
         data_dir=data_root,
-        raw_bucket=env_or("IMAGE_ASSETS_RAW_BUCKET", "image-assets-raw"),
-        images_bucket=env_or("IMAGE_ASSETS_IMAGES_BUCKET", "image-assets-images"),
-        prefix=env_or("IMAGE_ASSETS_S3_PREFIX", ""),
+        raw_bucket=setting("raw_bucket"),
+        images_bucket=setting("images_bucket"),
+        prefix=setting("s3_prefix"),
         s3=s3,
     )
     cdn = CdnResource(
@@ -133,6 +133,8 @@ def aws_resources(root: Path, data_root: str) -> dict[str, object]:
         s3_prefix=setting("cdn_prefix"),
         public_base_url=env_or("IMAGE_ASSETS_CDN_PUBLIC_URL", ""),
         s3_access=os.environ.get("IMAGE_ASSETS_CDN_ACCESS") or "public",  # type: ignore[arg-type]
+        cloudfront_distribution_id=env_or("IMAGE_ASSETS_CDN_DISTRIBUTION_ID", ""),
+        cloudfront_origin_path=env_or("IMAGE_ASSETS_CDN_ORIGIN_PATH", ""),
         s3=s3,
         secrets=secrets,
     )

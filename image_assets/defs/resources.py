@@ -24,7 +24,7 @@ from image_assets.cdn.credentials import (
     from_secrets_manager,
 )
 from image_assets.cdn.local import LocalCdn
-from image_assets.cdn.s3 import S3Cdn
+from image_assets.cdn.s3 import CloudFrontInvalidator, S3Cdn
 from image_assets.cdn.service import SelfCdn
 from image_assets.defs.settings import rendition_config
 from image_assets.imaging.config import RenditionConfig
@@ -32,6 +32,7 @@ from image_assets.imaging.labels import RekognitionTagger, Tagger
 from image_assets.scraping.crawl import http_settings_for
 from image_assets.scraping.http import DEFAULT_USER_AGENT, HttpClient, HttpSettings
 from image_assets.scraping.registry import Registry, Vendor, load_registry
+from image_assets.settings import IMAGES_FOLDER, RAW_FOLDER
 from image_assets.storage import BlobStore, LocalBlobStore
 from image_assets.storage.s3 import S3BlobStore
 
@@ -67,14 +68,14 @@ class StorageResource(ConfigurableResource):
     def raw(self) -> BlobStore:
         if self.kind == "s3":
             return S3BlobStore(s3_client_factory(self.s3), self.raw_bucket, self.prefix)
-        return LocalBlobStore(Path(self.data_dir) / "raw")
+        return LocalBlobStore(Path(self.data_dir) / RAW_FOLDER)
 
     def images(self) -> BlobStore:
         if self.kind == "s3":
             return S3BlobStore(
                 s3_client_factory(self.s3), self.images_bucket or self.raw_bucket, self.prefix
             )
-        return LocalBlobStore(Path(self.data_dir) / "images")
+        return LocalBlobStore(Path(self.data_dir) / IMAGES_FOLDER)
 
 
 class CdnResource(ConfigurableResource):
@@ -104,6 +105,14 @@ class CdnResource(ConfigurableResource):
         default="public", description="private: s3:// URLs in the catalogue, never presigned."
     )
     cache_control: str = "public, max-age=86400"
+    cloudfront_distribution_id: str = Field(
+        default="",
+        description="the CloudFront distribution in front of the S3 CDN bucket: replaced "
+        "and deleted objects are invalidated there, once per run",
+    )
+    cloudfront_origin_path: str = Field(
+        default="", description="the distribution's origin path (a key prefix it covers)"
+    )
     s3: S3Resource
     secrets: SecretsManagerResource
 
@@ -112,7 +121,7 @@ class CdnResource(ConfigurableResource):
             return LocalCdn(self.local_root, self.local_base_url or None)
         if kind == "self":  # masters in the CDN bucket (aws) or the local CDN folder
             store: BlobStore = (
-                S3BlobStore(self.s3.get_client(), self.s3_bucket, self.s3_prefix)
+                S3BlobStore(s3_client_factory(self.s3), self.s3_bucket, self.s3_prefix)
                 if self.s3_bucket
                 else LocalBlobStore(self.local_root)
             )
@@ -123,6 +132,18 @@ class CdnResource(ConfigurableResource):
                 signature_algorithm=self.self_signature_algorithm,
             )
         if kind == "s3":
+            invalidator = None
+            if self.cloudfront_distribution_id:
+                import boto3
+
+                cloudfront = boto3.client(
+                    "cloudfront",
+                    region_name=self.s3.region_name,
+                    endpoint_url=self.s3.endpoint_url or None,
+                )
+                invalidator = CloudFrontInvalidator(
+                    cloudfront, self.cloudfront_distribution_id, self.cloudfront_origin_path
+                )
             return S3Cdn(
                 self.s3.get_client(),
                 self.s3_bucket,
@@ -130,6 +151,7 @@ class CdnResource(ConfigurableResource):
                 self.public_base_url or None,
                 self.cache_control,
                 access=self.s3_access,
+                invalidator=invalidator,
             )
         return CloudinaryCdn(
             self.cloudinary_credentials(), upload_prefix=self.cloudinary_upload_prefix or None

@@ -233,6 +233,13 @@ class Vendor(_Strict):
     decimal_separator: Literal[",", "."] | None = Field(
         default=None, description="the shop's decimal separator, when no locale says it"
     )
+    retention_days: int = Field(
+        default=30,
+        ge=1,
+        le=3650,
+        description="days an image no kits CSV names stays on the CDN before housekeeping "
+        "deletes it (a product back within them keeps its image)",
+    )
 
     @property
     def price_hint(self) -> PriceHint:
