@@ -23,6 +23,9 @@ PROFILES: tuple[Profile, ...] = ("local", "aws")
 CDN_FOLDER = "cdn"  # local: the masters of the `self` CDN backend
 PUBLIC_UPLOADS = "uploads"  # activated uploads: public/uploads/ (local), uploads/ (aws)
 INCOMING = "incoming"  # where uploads arrive, in the data folder or the uploads bucket
+REJECTED = "rejected"  # refused uploads, beside incoming
+RAW_FOLDER = "raw"  # local: the raw store (kits CSVs, pages, manifests, audit rows)
+IMAGES_FOLDER = "images"  # local: the private image store (originals, renditions, ledgers)
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,9 @@ class PlatformSettings:
     cdn_bucket: str = "image-assets-cdn"
     cdn_prefix: str = ""
     uploads_bucket: str = "image-assets-uploads"
+    raw_bucket: str = "image-assets-raw"
+    images_bucket: str = "image-assets-images"
+    s3_prefix: str = ""  # of the raw and images buckets
     delivery_url: str = "http://127.0.0.1:8090"
 
     @classmethod
@@ -56,6 +62,9 @@ class PlatformSettings:
             cdn_bucket=given["cdn_bucket"] or defaults.cdn_bucket,
             cdn_prefix=given["cdn_prefix"] or defaults.cdn_prefix,
             uploads_bucket=given["uploads_bucket"] or defaults.uploads_bucket,
+            raw_bucket=given["raw_bucket"] or defaults.raw_bucket,
+            images_bucket=given["images_bucket"] or defaults.images_bucket,
+            s3_prefix=given["s3_prefix"] or defaults.s3_prefix,
             delivery_url=given["delivery_url"] or defaults.delivery_url,
         )
 
@@ -78,6 +87,18 @@ class PlatformSettings:
         """local: where uploads arrive."""
         return self.data_dir / INCOMING
 
+    @property
+    def rejected_dir(self) -> Path:
+        return self.data_dir / REJECTED
+
+    @property
+    def raw_dir(self) -> Path:
+        return self.data_dir / RAW_FOLDER
+
+    @property
+    def images_dir(self) -> Path:
+        return self.data_dir / IMAGES_FOLDER
+
 
 VARIABLES = {
     "profile": "IMAGE_ASSETS_PROFILE",
@@ -86,5 +107,8 @@ VARIABLES = {
     "cdn_bucket": "IMAGE_ASSETS_CDN_BUCKET",
     "cdn_prefix": "IMAGE_ASSETS_CDN_PREFIX",
     "uploads_bucket": "IMAGE_ASSETS_UPLOADS_BUCKET",
+    "raw_bucket": "IMAGE_ASSETS_RAW_BUCKET",
+    "images_bucket": "IMAGE_ASSETS_IMAGES_BUCKET",
+    "s3_prefix": "IMAGE_ASSETS_S3_PREFIX",
     "delivery_url": "IMAGE_ASSETS_DELIVERY_URL",
 }

@@ -1,11 +1,14 @@
 """An optional bounded disk cache of rendered results, for setups without a CDN in front.
 
 Keyed by the response's ETag (which covers the source bytes, the chain and the
-format), written atomically, evicted least-recently-used by total size.
+format) in a folder per public id, so everything rendered from one image can be
+forgotten at once (an erased upload); written atomically, evicted
+least-recently-used by total size.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import threading
@@ -21,12 +24,14 @@ class DiskCache:
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
 
-    def _path(self, key: str) -> Path:
-        digest = hashlib.sha256(key.encode()).hexdigest()
-        return self.root / digest[:2] / digest
+    def _folder(self, public_id: str) -> Path:
+        return self.root / hashlib.sha256(public_id.encode()).hexdigest()[:32]
 
-    def get(self, key: str) -> bytes | None:
-        path = self._path(key)
+    def _path(self, public_id: str, key: str) -> Path:
+        return self._folder(public_id) / hashlib.sha256(key.encode()).hexdigest()
+
+    def get(self, public_id: str, key: str) -> bytes | None:
+        path = self._path(public_id, key)
         try:
             data = path.read_bytes()
         except FileNotFoundError:
@@ -34,10 +39,22 @@ class DiskCache:
         os.utime(path)  # recently used
         return data
 
-    def put(self, key: str, data: bytes) -> None:
+    def forget(self, public_id: str) -> int:
+        """Every result rendered from ``public_id``; how many files went."""
+        folder = self._folder(public_id)
+        gone = 0
+        with self._lock:
+            for path in folder.glob("*"):
+                path.unlink(missing_ok=True)
+                gone += 1
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        return gone
+
+    def put(self, public_id: str, key: str, data: bytes) -> None:
         if len(data) > self.max_bytes:
             return
-        path = self._path(key)
+        path = self._path(public_id, key)
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, data)
         self._evict()

@@ -19,6 +19,8 @@ code location reads it):
 - ``IMAGE_ASSETS_UPLOAD_TOKEN``: enables direct uploads (``POST /uploads`` with
   ``Authorization: Bearer <token>``; grants are signed with a key derived from the
   delivery secret, which is then required);
+- ``IMAGE_ASSETS_UPLOAD_ADMIN_TOKEN``: the token ``DELETE /uploads/{id}`` (erasure)
+  takes; unset: the upload token;
 - ``IMAGE_ASSETS_UPLOAD_IDLE_SECONDS``: a signed PUT whose body stops arriving for
   this long is abandoned with 408 (default 30; local profile);
 - ``IMAGE_ASSETS_RENDITIONS``: the rendition config whose renditions are the
@@ -40,6 +42,7 @@ standard library: each worker process (``worker``) builds its app with
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import logging
 import os
@@ -98,7 +101,10 @@ def source_store(platform: PlatformSettings) -> BlobStore:
 
         from image_assets.storage.s3 import S3BlobStore
 
-        return S3BlobStore(boto3.client("s3"), platform.cdn_bucket, platform.cdn_prefix)
+        # a factory: the store makes its client when first used (and again in a child)
+        return S3BlobStore(
+            functools.partial(boto3.client, "s3"), platform.cdn_bucket, platform.cdn_prefix
+        )
     return LocalBlobStore(platform.cdn_dir)
 
 
@@ -109,8 +115,18 @@ def activated_store(platform: PlatformSettings) -> BlobStore:
 
         from image_assets.storage.s3 import S3BlobStore
 
-        return S3BlobStore(boto3.client("s3"), platform.cdn_bucket, PUBLIC_UPLOADS)
+        return S3BlobStore(
+            functools.partial(boto3.client, "s3"), platform.cdn_bucket, PUBLIC_UPLOADS
+        )
     return LocalBlobStore(platform.public_uploads_dir)
+
+
+def _upload_stores(platform: PlatformSettings):
+    """The lifecycle's stores: imported when an erasure first asks (the lifecycle brings
+    the renditions pipeline, which serving images does not need)."""
+    from image_assets.uploads.stores import upload_stores
+
+    return upload_stores(platform)
 
 
 def default_renders() -> int:
@@ -221,6 +237,8 @@ def settings_from_env(base_url: str) -> DeliverySettings:
         named=named_transformations(config),
         max_concurrent_renders=renders,
         max_waiting_renders=_whole("IMAGE_ASSETS_DELIVERY_QUEUE", WAITING_PER_SLOT * renders),
+        upload_stores=functools.partial(_upload_stores, platform) if uploads else None,
+        admin_token=os.environ.get("IMAGE_ASSETS_UPLOAD_ADMIN_TOKEN") or None,
         webp_effort=_webp_effort(),
         cache=cache,
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -53,6 +53,10 @@ class DeliverySettings:
     cache: DiskCache | None = None
     uploads: DirectUploadSettings | None = None
     catalog: CatalogReader | None = None  # the gallery's data (clean_kits, image_metadata)
+    # erasure of uploads (DELETE /uploads/{id}): the lifecycle's stores, made when first
+    # needed, and the token it takes (the admin token when set, else the upload token)
+    upload_stores: Callable[[], Any] | None = None
+    admin_token: str | None = None
     rendition_specs: tuple[RenditionSpec, ...] = ()  # the gallery's srcset candidates
 
     def __repr__(self) -> str:  # the secret stays out of every repr and log

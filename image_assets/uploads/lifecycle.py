@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -39,11 +40,13 @@ from image_assets.layout import (
     activated_original_key,
     rejected_key,
     rejected_reason_key,
+    renditions_index_key,
     upload_audit_key,
     upload_id_from_audit_key,
     upload_manifest_key,
     upload_original_key,
     upload_renditions_prefix,
+    upload_tags_key,
     upload_unique_name,
 )
 from image_assets.progress import Say
@@ -59,10 +62,16 @@ from image_assets.uploads.intake import (
 )
 
 UNKNOWN_NAME = "(name unknown: claimed just before an interruption)"
+UPLOAD_ID = re.compile(r"u[0-9a-f]{24}")  # intake.upload_id_for
 
 
 class UploadError(ValueError):
-    """A lifecycle step cannot be done for this upload; the message is one line for a person."""
+    """A lifecycle step cannot be done for this upload; the message is one line for a
+    person, ``reason`` one word for a program (``unknown``, ``invalid``, ``busy``...)."""
+
+    def __init__(self, message: str, reason: str = "refused"):
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -90,6 +99,13 @@ class UploadManifest(BaseModel):
         if self.renditions is not None:
             keys += [f.key for f in self.renditions.files()]
         return keys
+
+    def index_keys(self) -> list[str]:
+        """The renditions' index files beside them in the private store (never public)."""
+        if self.renditions is None:
+            return []
+        prefixes = {f.key.rpartition("/")[0] for f in self.renditions.files() if "/" in f.key}
+        return sorted(renditions_index_key(prefix) for prefix in prefixes)
 
 
 # ------------------------------------------------------------------ records
@@ -464,12 +480,77 @@ def activate(stores: UploadStores, upload_id: str, now: float | None = None) -> 
             target = activated_file_key(unique_name, key.rsplit("/", 1)[-1])
         stores.public.put(target, stores.private.get(key))
         public_keys.append(target)
-    for key in manifest.private_keys():
+    for key in [*manifest.private_keys(), *manifest.index_keys()]:
         stores.private.delete(key)
     activated_at = time.time() if now is None else now
     row = row.model_copy(update={"status": "activated", "activated_at": activated_at})
     stores.raw.put(upload_audit_key(upload_id), row.model_dump_json().encode(), "application/json")
     return Activation(row, public_keys)
+
+
+@dataclass(frozen=True)
+class Erasure:
+    row: AuditRow  # the upload's audit row, now ``deleted``
+    unique_name: str | None
+    removed: list[str]  # the keys deleted, store by store ("public:...", "private:...")
+    public_files: list[str]  # the public area's keys it had (a CDN in front purges them)
+    already: bool = False  # erased before: nothing was left to do
+
+
+def erase(stores: UploadStores, upload_id: str, now: float | None = None) -> Erasure:
+    """Remove every file of one upload, on request: its private original and
+    renditions, its public files once activated, its rejected copy and reason, its
+    tag row and manifest. The audit row stays, marked ``deleted`` with the time; a
+    second erasure changes nothing and says so. Only this upload's own keys are
+    touched: they come from its manifest and the layout, never from a listing or a
+    pattern, so a hostile id cannot reach another upload (an id that is not a
+    known upload is refused before anything is deleted)."""
+    upload_id = upload_id.strip()
+    if not UPLOAD_ID.fullmatch(upload_id):
+        shown = display_name(upload_id[:40])
+        raise UploadError(
+            f"{shown!r} is not an upload id (u and 24 hex digits); nothing deleted", "invalid"
+        )
+    row = load_audit_row(stores.raw, upload_id)
+    if row is None:
+        raise UploadError(f"upload {upload_id!r} is unknown; nothing was deleted", "unknown")
+    if row.status == "deleted":
+        return Erasure(row, None, [], [], already=True)
+    if row.status == "waiting":
+        raise UploadError(
+            f"upload {upload_id!r} is still being received or processed; erase it once "
+            "its row says processed, rejected, activated or expired",
+            "busy",
+        )
+    manifest = load_manifest(stores.raw, upload_id)
+    removed: list[str] = []
+    public_files: list[str] = []
+    unique_name = manifest.record.unique_name if manifest is not None else None
+    if manifest is not None:
+        unique_name = manifest.record.unique_name or upload_id
+        for key in manifest.private_keys():
+            if stores.private.delete(key):
+                removed.append(f"private:{key}")
+            if key == manifest.record.original_key:
+                public = activated_original_key(unique_name)
+            else:
+                public = activated_file_key(unique_name, key.rsplit("/", 1)[-1])
+            if stores.public.delete(public):
+                removed.append(f"public:{public}")
+                public_files.append(public)
+        for key in manifest.index_keys():
+            if stores.private.delete(key):
+                removed.append(f"private:{key}")
+    for key in (rejected_key(upload_id), rejected_reason_key(upload_id)):
+        if stores.rejected.delete(key):
+            removed.append(f"rejected:{key}")
+    if stores.raw.delete(upload_tags_key(upload_id)):
+        removed.append(f"raw:{upload_tags_key(upload_id)}")
+    deleted_at = time.time() if now is None else now
+    row = row.model_copy(update={"status": "deleted", "deleted_at": deleted_at})
+    stores.raw.put(upload_audit_key(upload_id), row.model_dump_json().encode(), "application/json")
+    stores.raw.delete(upload_manifest_key(upload_id))  # after the row: it says what happened
+    return Erasure(row, unique_name, removed, public_files)
 
 
 def expire(stores: UploadStores, ttl_hours: float, now: float | None = None) -> list[AuditRow]:
@@ -484,7 +565,7 @@ def expire(stores: UploadStores, ttl_hours: float, now: float | None = None) -> 
             continue
         upload_id = upload_id_from_audit_key(key)
         manifest = load_manifest(stores.raw, upload_id)
-        for private_key in manifest.private_keys() if manifest else []:
+        for private_key in [*manifest.private_keys(), *manifest.index_keys()] if manifest else []:
             stores.private.delete(private_key)
         row = row.model_copy(update={"status": "expired"})
         stores.raw.put(key, row.model_dump_json().encode(), "application/json")

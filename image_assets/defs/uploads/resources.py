@@ -11,7 +11,7 @@ from pydantic import Field
 
 from image_assets.defs.resources import StorageResource, s3_client_factory
 from image_assets.layout import CLAIMED_AREA
-from image_assets.settings import INCOMING, PUBLIC_UPLOADS
+from image_assets.settings import INCOMING, PUBLIC_UPLOADS, REJECTED
 from image_assets.storage import BlobStore, LocalBlobStore
 from image_assets.storage.s3 import S3BlobStore
 from image_assets.uploads.intake import IncomingArea, LocalIncoming, S3Incoming
@@ -33,7 +33,7 @@ class UploadsResource(ConfigurableResource):
     )
     bucket: str = Field(default="", description="s3: the uploads bucket")
     incoming_prefix: str = INCOMING  # image_assets.settings: the service grants uploads here
-    rejected_prefix: str = "rejected"
+    rejected_prefix: str = REJECTED
     public_bucket: str = Field(default="", description="s3: where activated uploads become public")
     public_prefix: str = PUBLIC_UPLOADS  # the service serves activated uploads from here
     queue_url: str = Field(default="", description="SQS queue receiving the bucket's S3 events")
@@ -63,7 +63,7 @@ class UploadsResource(ConfigurableResource):
         return LocalBlobStore(Path(self.data_dir) / local_folder)
 
     def rejected(self) -> BlobStore:
-        return self._store("rejected", self.bucket, self.rejected_prefix)
+        return self._store(self.rejected_prefix, self.bucket, self.rejected_prefix)
 
     def public(self) -> BlobStore:
         return self._store(

@@ -26,13 +26,16 @@ from image_assets.delivery.render import (
 from image_assets.delivery.responses import access_log, etags, text
 from image_assets.delivery.settings import DeliverySettings
 from image_assets.delivery.signing import signature_valid
-from image_assets.delivery.sources import Sources
+from image_assets.delivery.sources import UPLOADS, Sources
 from image_assets.formats import mime_type
 from image_assets.imaging.decode import ImageRefused, probe
 from image_assets.machine import usable_cores
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 UNVERSIONED = "public, max-age=3600"
+# A user's upload can be erased on request (DELETE /uploads/{id}); copies a CDN or a
+# browser keeps of its renditions outlive that by at most this long.
+UPLOAD_CACHE = "public, max-age=86400"
 
 
 def image_routes(settings: DeliverySettings, sources: Sources) -> list[Route]:
@@ -90,16 +93,17 @@ def image_routes(settings: DeliverySettings, sources: Sources) -> list[Route]:
             ).hexdigest()[:32]
             + '"'
         )
-        headers = {
-            "ETag": etag,
-            "Cache-Control": IMMUTABLE if wanted.version is not None else UNVERSIONED,
-        }
+        if wanted.public_id.startswith(UPLOADS):
+            cache_control = UPLOAD_CACHE  # an upload may be erased: no year-long copies
+        else:
+            cache_control = IMMUTABLE if wanted.version is not None else UNVERSIONED
+        headers = {"ETag": etag, "Cache-Control": cache_control}
         if negotiated:
             headers["Vary"] = "Accept"
         matches = etags(request.headers.get("if-none-match", ""))
         if etag in matches or "*" in matches:  # "*": any current version of it
             return Response(status_code=304, headers=headers)
-        body = settings.cache.get(etag) if settings.cache else None
+        body = settings.cache.get(wanted.public_id, etag) if settings.cache else None
         if body is None and not chain and fmt == source.format:
             # the master itself, its stored bytes, once the same probe as any render
             # says they are the image they claim to be (a tampered store must not hand
@@ -137,7 +141,7 @@ def image_routes(settings: DeliverySettings, sources: Sources) -> list[Route]:
                 return text(400, "these transformations cannot be rendered")
             body = rendered.data
             if settings.cache:
-                settings.cache.put(etag, body)
+                settings.cache.put(wanted.public_id, etag, body)
         return Response(body, media_type=mime_type(fmt), headers=headers)
 
     return [Route("/image/upload/{rest:path}", image, methods=["GET", "HEAD"])]

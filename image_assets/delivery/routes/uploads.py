@@ -10,8 +10,10 @@ import os
 import re
 import secrets
 from pathlib import Path
+from typing import Any
 
 import anyio
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -25,6 +27,7 @@ from image_assets.delivery.direct_upload import (
 )
 from image_assets.delivery.responses import text
 from image_assets.delivery.settings import DeliverySettings
+from image_assets.delivery.sources import UPLOADS
 
 
 def upload_routes(settings: DeliverySettings) -> list[Route]:
@@ -106,9 +109,48 @@ def upload_routes(settings: DeliverySettings) -> list[Route]:
             return text(exc.status, str(exc))
         return JSONResponse({"name": name, "bytes": stored}, status_code=201)
 
+    stores: list[Any] = []  # made on the first erasure
+
+    async def erase_upload(request: Request) -> Response:
+        """Every file of one upload removed (``uploads/lifecycle.erase``), its results
+        dropped from the disk cache; the audit row stays, ``deleted``."""
+        uploads = settings.uploads
+        if uploads is None or settings.upload_stores is None:
+            return text(404, "direct uploads are not enabled (IMAGE_ASSETS_UPLOAD_TOKEN)")
+        token = settings.admin_token or uploads.token
+        offered = request.headers.get("authorization", "").removeprefix("Bearer ").encode()
+        if not hmac.compare_digest(offered, token.encode()):
+            return text(
+                401, "a valid token is required to erase uploads (Authorization: Bearer ...)"
+            )
+        from image_assets.uploads.lifecycle import UploadError, erase
+
+        if not stores:
+            stores.append(settings.upload_stores())
+        try:
+            done = await run_in_threadpool(erase, stores[0], request.path_params["upload_id"])
+        except UploadError as exc:
+            status = {"invalid": 400, "unknown": 404, "busy": 409}.get(exc.reason, 400)
+            return text(status, str(exc))
+        forgotten = 0
+        if settings.cache is not None and done.unique_name:
+            stem = done.unique_name.rpartition(".")[0] or done.unique_name
+            forgotten = settings.cache.forget(f"{UPLOADS}{stem}")
+        return JSONResponse(
+            {
+                "upload_id": done.row.key,
+                "status": done.row.status,
+                "deleted_at": done.row.deleted_at,
+                "already_deleted": done.already,
+                "files_removed": len(done.removed),
+                "cached_results_removed": forgotten,
+            }
+        )
+
     return [
         Route("/uploads", grant, methods=["POST"]),
         Route("/uploads/incoming/{name}", put, methods=["PUT"]),
+        Route("/uploads/{upload_id}", erase_upload, methods=["DELETE"]),
     ]
 
 
