@@ -245,6 +245,19 @@ def start_ipx(work: Path, executable: str) -> Side:
     return Side("ipx", process, f"http://127.0.0.1:{port}", 2, "/w_8/img0.jpg")
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and its children so far."""
+    root = psutil.Process(pid)
+    total = 0.0
+    for process in (root, *root.children(recursive=True)):
+        try:
+            times = process.cpu_times()
+            total += times.user + times.system
+        except psutil.Error:
+            pass
+    return total
+
+
 def requests_for(side: Side, count: int, images: int) -> list[tuple[str, str]]:
     """``count`` requests: the sizes in turn over the images, round-robin."""
     labels = list(SIZES)
@@ -318,14 +331,18 @@ def main() -> None:
             for concurrency in (8, 1):
                 for side in sides:
                     urls = requests_for(side, args.requests, args.images)
+                    cpu_before = tree_cpu_seconds(side.process.pid)
                     with PeakRss(side.process.pid) as peak:
                         result = http_load.run(urls, concurrency, shape, args.seconds)
+                    cpu_ms = 1000 * (tree_cpu_seconds(side.process.pid) - cpu_before)
                     key = (side.name, shape, concurrency)
                     results[key], rss[key] = result, peak.peak / 2**20
                     print(
                         f"  c={concurrency} {shape:10s} {side.name:12s} {result.per_s:6.1f} req/s"
                         f"  p50 {result.p50_ms:6.0f} ms  p95 {result.p95_ms:6.0f} ms"
-                        f"  CPU busy {100 * result.cpu_busy:3.0f}%  peak RSS {rss[key]:5.0f} MB"
+                        f"  CPU busy {100 * result.cpu_busy:3.0f}%"
+                        f" ({cpu_ms / max(1, result.requests):3.0f} ms a request)"
+                        f"  peak RSS {rss[key]:5.0f} MB"
                         f"  ({result.requests} requests)",
                         flush=True,
                     )

@@ -102,9 +102,23 @@ def upload_manifest_key(upload_id: str) -> str:
     return f"state/uploads/{upload_id}.json"
 
 
+KITS_CSV_FOLDER = "kits/"
+KITS_CSV_SUFFIX = "_kits.csv"
+
+
 def kits_csv_key(manufacturer: str) -> str:
     """The website's contract: ``kits/{manufacturer}_kits.csv``."""
-    return f"kits/{manufacturer}_kits.csv"
+    return f"{KITS_CSV_FOLDER}{manufacturer}{KITS_CSV_SUFFIX}"
+
+
+def is_kits_csv_key(key: str) -> bool:
+    """Whether ``key`` is one manufacturer's kits CSV (not something in a sub-folder)."""
+    rest = key.removeprefix(KITS_CSV_FOLDER)
+    return key.startswith(KITS_CSV_FOLDER) and rest.endswith(KITS_CSV_SUFFIX) and "/" not in rest
+
+
+# what housekeeping retired in the private store's renditions, by prefix: the day it left
+RETIRED_RENDITIONS_KEY = "state/retired_renditions.json"
 
 
 # ---------------------------------------------------------------- image store
@@ -115,9 +129,20 @@ def original_key(sha256: str) -> str:
     return f"originals/{sha256[:2]}/{sha256}"
 
 
+RENDITIONS_FOLDER = "renditions/"
+
+
 def renditions_prefix(original_sha256: str, config_fingerprint: str) -> str:
     """Where the outputs of one original under one rendition config live."""
-    return f"renditions/{original_sha256[:2]}/{original_sha256}/{config_fingerprint}"
+    return f"{RENDITIONS_FOLDER}{original_sha256[:2]}/{original_sha256}/{config_fingerprint}"
+
+
+def renditions_prefix_of(key: str) -> tuple[str, str] | None:
+    """(prefix, config fingerprint) of a key under :func:`renditions_prefix`, else None."""
+    parts = key.split("/")
+    if len(parts) < 5 or not key.startswith(RENDITIONS_FOLDER):
+        return None
+    return "/".join(parts[:4]), parts[3]
 
 
 def renditions_index_key(prefix: str) -> str:

@@ -26,17 +26,21 @@ from dagster import DagsterInstance, materialize
 from image_assets.defs.profiles import build_resources
 from image_assets.defs.vendors.assets import assets as vendor_assets
 from image_assets.defs.vendors.checks import checks
-from image_assets.defs.housekeeping.assets import assets as housekeeping_assets
+from image_assets.defs.housekeeping.assets import cdn_housekeeping, renditions_housekeeping
 
 what, partition, data_dir = sys.argv[1], sys.argv[2], sys.argv[3]
-selection = [*vendor_assets, *checks] if what == "vendor" else housekeeping_assets
-config = {} if what == "vendor" else {
-    "ops": {"cdn_housekeeping": {"config": {"max_share": float(sys.argv[4])}}}
-}
+selection = {
+    "vendor": [*vendor_assets, *checks],
+    "housekeeping": [cdn_housekeeping],
+    "renditions": [renditions_housekeeping],
+}[what]
+config = {}
+if what == "housekeeping":
+    config = {"ops": {"cdn_housekeeping": {"config": {"max_share": float(sys.argv[4])}}}}
 with DagsterInstance.get() as instance:
     run = materialize(
         selection,
-        partition_key=partition,
+        partition_key=partition if what != "renditions" else None,
         resources=build_resources(data_dir),
         instance=instance,
         run_config=config,
@@ -233,3 +237,48 @@ def test_the_dry_run_lists_what_would_go_and_deletes_nothing(world):
     total = sum(int(size) for _, _, size in lines)
     assert f"rockets: 4 assets ({total} bytes) would be deleted" in done.stderr
     assert _stored(cloudinary) == before
+
+
+def test_renditions_of_an_old_config_go_once_every_vendor_re_rendered(world, tmp_path):
+    """Item: a renditions config change leaves the old outputs in the private store;
+    they are retired once every partition has re-rendered, and deleted after the grace,
+    while the current ones stay."""
+    shop, _cloudinary, data, env = world
+    shop.count = 4
+    assert _run(env, "vendor")["success"]
+    bundled = (REPO / "image_assets" / "renditions.yaml").read_text()
+    changed = tmp_path / "renditions.yaml"
+    changed.write_text(bundled.replace("width: 400\n", "width: 420\n", 1))
+    assert changed.read_text() != bundled
+    env = {**env, "IMAGE_ASSETS_RENDITIONS": str(changed)}
+
+    def prefixes() -> dict[str, set[str]]:
+        found: dict[str, set[str]] = {}
+        for path in (data / "images" / "renditions").glob("*/*/*/*"):  # files only
+            if path.is_file():
+                found.setdefault(path.parent.name, set()).add(path.parent.parent.name)
+        return found
+
+    before = prefixes()
+    assert len(before) == 1
+    (old,) = before
+    # the config changed but rockets has not re-rendered: nothing may go
+    blocked = _run(env, "renditions")["metadata"]["renditions_housekeeping"]
+    assert "rockets" in blocked["skipped"] and prefixes() == before
+    assert _run(env, "vendor")["success"]  # re-rendered under the new config
+    now = prefixes()
+    (new,) = set(now) - {old}
+    waiting = _run(env, "renditions")["metadata"]["renditions_housekeeping"]
+    assert waiting["stale_prefixes"] == 4 and waiting["retired_waiting"] == 4
+    assert waiting["prefixes_deleted"] == 0 and prefixes() == now
+    state = data / "raw" / "state" / "retired_renditions.json"
+    aged = {
+        prefix: (date.fromisoformat(day) - timedelta(days=31)).isoformat()
+        for prefix, day in json.loads(state.read_text()).items()
+    }
+    state.write_text(json.dumps(aged))
+    done = _run(env, "renditions")["metadata"]["renditions_housekeeping"]
+    assert done["prefixes_deleted"] == 4 and done["bytes_freed"] > 0
+    assert set(prefixes()) == {new} and prefixes()[new] == now[new]
+    again = _run(env, "renditions")["metadata"]["renditions_housekeeping"]
+    assert again["prefixes_deleted"] == 0 and again["stale_prefixes"] == 0

@@ -125,3 +125,17 @@ def test_file_backends_keep_their_rendition_files_alive():
         ("s3", "kits/a/1/thumb_300-webp"),
         ("cloudinary", "kits/a/2"),
     }
+
+
+def test_rendition_files_of_an_old_config_are_retired_once_the_csv_names_the_new_ones():
+    """A renditions config change on a file backend: the CSV now names thumb_400, so
+    the thumb_300 files beside each master are unreferenced and go after the grace,
+    while the master and the new files stay."""
+    start = date(2026, 5, 1)
+    held = {"kits/a/1", "kits/a/1/thumb_300-webp", "kits/a/1/thumb_400-webp"}
+    new_csv = [{"storage": "s3", "public_id": "kits/a/1", "renditions": {"thumb_400-webp": "u"}}]
+    live = {p for s, p in referenced_assets([new_csv]) if s == "s3"}
+    first = review(held, live, {}, start, GRACE)
+    assert first.retired == {"kits/a/1/thumb_300-webp": start} and first.due == []
+    later = review(held, live, first.retired, start + GRACE, GRACE)
+    assert later.due == ["kits/a/1/thumb_300-webp"]

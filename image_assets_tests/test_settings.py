@@ -101,3 +101,40 @@ def test_an_unknown_profile_is_one_line_on_both_sides(monkeypatch):
     for build in (build_resources, lambda: settings_from_env("http://127.0.0.1:1")):
         with pytest.raises(ValueError, match="IMAGE_ASSETS_PROFILE must be 'local' or 'aws'"):
             build()
+
+
+def test_the_service_serves_a_master_and_an_activated_upload_from_s3_on_the_aws_profile(
+    aws_env, monkeypatch
+):
+    """The aws profile's stores as the service builds them answer real requests (a
+    store handed a client where it wants a client factory failed on first use)."""
+    import functools
+    import uuid
+
+    import boto3
+    from starlette.testclient import TestClient
+
+    from image_assets.cdn.service import SelfCdn
+    from image_assets.delivery.app import create_app
+    from image_assets.demo.images import ImageSpec, render_image
+    from image_assets.storage.s3 import S3BlobStore
+
+    _clear(monkeypatch)
+    bucket = f"cdn-{uuid.uuid4().hex[:8]}"
+    boto3.client("s3").create_bucket(Bucket=bucket)
+    monkeypatch.setenv("IMAGE_ASSETS_PROFILE", "aws")
+    monkeypatch.setenv("IMAGE_ASSETS_CDN_BUCKET", bucket)
+    monkeypatch.setenv("IMAGE_ASSETS_CDN_PREFIX", "masters")
+    monkeypatch.setenv("IMAGE_ASSETS_DELIVERY_STRICT", "0")
+    photo = render_image(ImageSpec("aws-served", 400, 300))
+    factory = functools.partial(boto3.client, "s3")
+    SelfCdn(S3BlobStore(factory, bucket, "masters"), "http://x").upload(
+        photo, "kits/estes/e1", format="jpeg", sha256="e" * 64, width=400, height=300
+    )
+    S3BlobStore(factory, bucket, "uploads").put("20261203T000000_u1/master.jpg", photo)
+    app = create_app(settings_from_env("http://testserver"))
+    with TestClient(app) as client:
+        master = client.get("/image/upload/c_limit,w_200/kits/estes/e1.jpg")
+        upload = client.get("/image/upload/c_limit,w_100/uploads/20261203T000000_u1.jpg")
+    assert master.status_code == 200 and master.headers["content-type"] == "image/jpeg"
+    assert upload.status_code == 200, upload.text

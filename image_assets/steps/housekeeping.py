@@ -30,12 +30,16 @@ from image_assets.cdn.retention import (
     review,
     run_limit,
 )
+from image_assets.layout import (
+    KITS_CSV_FOLDER,
+    RENDITIONS_FOLDER,
+    RETIRED_RENDITIONS_KEY,
+    is_kits_csv_key,
+    renditions_prefix_of,
+)
 from image_assets.progress import Say
 from image_assets.records import CdnAsset
 from image_assets.storage import BlobNotFound, BlobStore
-
-KITS_FOLDER = "kits/"
-KITS_SUFFIX = "_kits.csv"
 
 
 @dataclass
@@ -83,8 +87,8 @@ def current_images_cells(raw: BlobStore) -> list[list[dict]]:
     be read stops the run (``ValueError``): what it references is unknown, and an
     unknown reference must never read as "unreferenced"."""
     cells: list[list[dict]] = []
-    for key in raw.list(KITS_FOLDER):
-        if not key.endswith(KITS_SUFFIX) or "/" in key[len(KITS_FOLDER) :]:
+    for key in raw.list(KITS_CSV_FOLDER):
+        if not is_kits_csv_key(key):
             continue
         try:
             text = raw.get(key).decode("utf-8")
@@ -180,4 +184,75 @@ def _one_backend(
             f"{backend.storage}: {len(gone)} assets were deleted but the ledger could not "
             f"be written ({exc}); the next listing will show them gone"
         ) from None
+    return outcome
+
+
+# ------------------------------------------------------------- old renditions (private)
+
+
+@dataclass
+class RenditionsHousekeeping:
+    current: str  # the rendition config's fingerprint
+    prefixes: int = 0  # outputs of one original under one config
+    stale: int = 0  # under another config
+    retired_waiting: int = 0
+    deleted: list[str] = field(default_factory=list)
+    files_deleted: int = 0
+    bytes_freed: int = 0
+
+
+def retire_old_renditions(
+    images: BlobStore,
+    raw: BlobStore,
+    current: str,
+    today: date,
+    *,
+    grace: timedelta = DEFAULT_GRACE,
+    dry_run: bool = False,
+    say: Say = print,
+) -> RenditionsHousekeeping:
+    """The private store's renditions made under an earlier config or renderer
+    (``renditions/{xx}/{sha}/{fingerprint}/``), by the same rule as the CDN's: retired
+    the first day they are seen, deleted once the grace has passed, never deleted
+    twice. The caller runs it only once every partition has re-rendered under
+    ``current``, so nothing still in use is ever stale."""
+    by_prefix: dict[str, list[str]] = {}
+    fingerprints: dict[str, str] = {}
+    for key in images.list(RENDITIONS_FOLDER):
+        found = renditions_prefix_of(key)
+        if found is not None:
+            by_prefix.setdefault(found[0], []).append(key)
+            fingerprints[found[0]] = found[1]
+    stale = {p for p in by_prefix if fingerprints[p] != current}
+    try:
+        known = json.loads(raw.get(RETIRED_RENDITIONS_KEY))
+        retired = {p: date.fromisoformat(d) for p, d in known.items()}
+    except (BlobNotFound, ValueError, TypeError, AttributeError):
+        retired = {}
+    reviewed = review(by_prefix, set(by_prefix) - stale, retired, today, grace)
+    outcome = RenditionsHousekeeping(current, len(by_prefix), len(stale), reviewed.waiting())
+    say(
+        f"renditions: {len(by_prefix)} prefixes, {len(stale)} from another config "
+        f"({outcome.retired_waiting} within the {grace.days}-day grace), "
+        f"{len(reviewed.due)} {'would be ' if dry_run else ''}deleted"
+    )
+    if dry_run:
+        outcome.deleted = list(reviewed.due)
+        return outcome
+    for prefix in reviewed.due:
+        for key in by_prefix[prefix]:
+            try:
+                size = images.info(key).size
+            except BlobNotFound:
+                size = 0
+            if images.delete(key):
+                outcome.files_deleted += 1
+                outcome.bytes_freed += size
+        outcome.deleted.append(prefix)
+        del reviewed.retired[prefix]
+    raw.put(
+        RETIRED_RENDITIONS_KEY,
+        json.dumps({p: d.isoformat() for p, d in sorted(reviewed.retired.items())}).encode(),
+        "application/json",
+    )
     return outcome

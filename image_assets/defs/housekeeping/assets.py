@@ -13,6 +13,7 @@ from typing import Any
 from dagster import (
     AssetExecutionContext,
     AssetKey,
+    AssetRecordsFilter,
     Config,
     DagsterInstance,
     MaterializeResult,
@@ -27,10 +28,11 @@ from image_assets.cdn.base import CdnError
 from image_assets.cdn.cloudinary import CloudinaryCdn, quota_percentages
 from image_assets.cdn.retention import DEFAULT_MAX_SHARE
 from image_assets.defs.resources import CdnResource, StorageResource, VendorRegistryResource
+from image_assets.defs.settings import rendition_config
 from image_assets.defs.vendors.checks import checks as vendor_checks
 from image_assets.defs.vendors.partitions import manufacturer_partitions
 from image_assets.layout import kits_csv_key
-from image_assets.steps.housekeeping import Housekeeping, housekeep
+from image_assets.steps.housekeeping import Housekeeping, housekeep, retire_old_renditions
 from image_assets.storage import BlobNotFound
 
 GROUP = "housekeeping"
@@ -160,4 +162,66 @@ def housekeeping_metadata(result: Housekeeping) -> dict[str, Any]:
     return metadata
 
 
-assets = [cdn_housekeeping]
+IMAGE_RENDITIONS = AssetKey("image_renditions")
+CODE_VERSION_TAG = "dagster/code_version"
+
+
+def not_rerendered(instance: DagsterInstance, current: str) -> list[str]:
+    """Manufacturers whose latest ``image_renditions`` was made under another rendition
+    config (partitions never materialized hold no renditions and do not count)."""
+    behind = []
+    for key in manufacturer_partitions.get_partition_keys():
+        records = instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=IMAGE_RENDITIONS, asset_partitions=[key]), limit=1
+        ).records
+        if not records:
+            continue
+        materialization = records[0].asset_materialization
+        tags = materialization.tags if materialization is not None else None
+        if (tags or {}).get(CODE_VERSION_TAG) != current:
+            behind.append(key)
+    return behind
+
+
+@asset(
+    group_name=GROUP,
+    kinds={"pillow"},
+    deps=[IMAGE_RENDITIONS],
+    description="Deletes renditions the private store holds under an earlier rendition "
+    "config or renderer, once every manufacturer has re-rendered and the grace has passed.",
+)
+def renditions_housekeeping(
+    context: AssetExecutionContext, config: HousekeepingConfig, storage: StorageResource
+) -> MaterializeResult:
+    current = rendition_config().fingerprint()
+    behind = not_rerendered(context.instance, current)
+    if behind:
+        reason = (
+            f"{', '.join(behind)} not re-rendered under the current config ({current}) yet: "
+            "their renditions may still be in use"
+        )
+        context.log.warning(f"Nothing deleted: {reason}")
+        return MaterializeResult(metadata={"skipped": reason, "prefixes_deleted": 0})
+    result = retire_old_renditions(
+        storage.images(),
+        storage.raw(),
+        current,
+        datetime.now(UTC).date(),
+        dry_run=config.dry_run,
+        say=context.log.info,
+    )
+    return MaterializeResult(
+        metadata={
+            "dry_run": config.dry_run,
+            "config_fingerprint": current,
+            "prefixes": result.prefixes,
+            "stale_prefixes": result.stale,
+            "retired_waiting": result.retired_waiting,
+            "prefixes_deleted": 0 if config.dry_run else len(result.deleted),
+            "files_deleted": result.files_deleted,
+            "bytes_freed": result.bytes_freed,
+        }
+    )
+
+
+assets = [cdn_housekeeping, renditions_housekeeping]
