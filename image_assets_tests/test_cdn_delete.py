@@ -5,6 +5,7 @@ moto in server mode (S3 DeleteObjects in batches of 1000, CloudFront invalidatio
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 
 import boto3
@@ -180,3 +181,63 @@ def test_a_master_replaced_under_the_same_key_is_invalidated_once_per_publish_ru
     batch = client.get_invalidation(DistributionId=distribution_id, Id=batch_id)
     paths = batch["Invalidation"]["InvalidationBatch"]["Paths"]["Items"]
     assert sorted(paths) == ["/kits/estes/p000.jpg", "/kits/estes/p001.jpg"]
+
+
+def test_housekeeping_on_s3_deletes_the_unreferenced_master_and_rendition_files_once(
+    cloudfront, tmp_path
+):
+    """The step over moto: an S3 fallback holding 4 masters with a rendition file each;
+    the CSVs name 2 of them (one through another manufacturer's shared pointer) and the
+    S3 copy of a third lives on only because the CSV now points at Cloudinary. After
+    the grace, exactly the unreferenced objects go, in one DeleteObjects and one
+    CloudFront invalidation."""
+    from datetime import date, timedelta
+
+    from image_assets.cdn.ledger import read_ledger, write_ledger
+    from image_assets.steps.housekeeping import housekeep
+    from image_assets.storage import LocalBlobStore
+
+    client, distribution_id, bucket = cloudfront
+    invalidator = CloudFrontInvalidator(client, distribution_id)
+    cdn = S3Cdn(boto3.client("s3"), bucket, invalidator=invalidator)
+    ledgers, raw = LocalBlobStore(tmp_path / "images"), LocalBlobStore(tmp_path / "raw")
+    data, sha = _jpeg("hk")
+    held = {}
+    for i in range(4):
+        for public_id in (f"kits/estes/p{i}", f"kits/estes/p{i}/thumb-webp"):
+            held[public_id] = cdn.upload(data, public_id, format="jpeg", sha256=sha)
+    write_ledger(ledgers, cdn.ledger_name, "estes", held)
+
+    def image(storage, public_id):
+        return {"storage": storage, "public_id": public_id, "renditions": {"thumb-webp": "u"}}
+
+    csv_header = "product_id,name,manufacturer,image,images\n"
+    estes = [image("s3", "kits/estes/p0"), image("cloudinary", "kits/estes/p2")]
+    loc = [image("s3", "kits/estes/p1")]  # loc's kit shares estes' photo
+    for manufacturer, images in (("estes", estes), ("loc", loc)):
+        rows = "".join(
+            f'x{n},X,{manufacturer},u,"{json.dumps([i]).replace(chr(34), chr(34) * 2)}"\n'
+            for n, i in enumerate(images)
+        )
+        raw.put(f"kits/{manufacturer}_kits.csv", (csv_header + rows).encode())
+    today = date(2026, 6, 1)
+    first = housekeep("estes", [cdn], ledgers, raw, today, max_share=1.0, say=lambda _: None)
+    assert first.assets_deleted == 0 and first.retired_waiting == 4
+    later = today + timedelta(days=30)
+    done = housekeep("estes", [cdn], ledgers, raw, later, max_share=1.0, say=lambda _: None)
+    gone = {
+        "kits/estes/p2",
+        "kits/estes/p2/thumb-webp",
+        "kits/estes/p3",
+        "kits/estes/p3/thumb-webp",
+    }
+    assert set(done.backends[0].deleted) == gone and done.bytes_freed == 4 * len(data)
+    keys = {o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket=bucket)["Contents"]}
+    assert keys == {"kits/estes/p0.jpg", "kits/estes/p0/thumb-webp.jpg"} | {
+        "kits/estes/p1.jpg",
+        "kits/estes/p1/thumb-webp.jpg",
+    }
+    assert len(invalidator.sent) == 1
+    assert set(read_ledger(ledgers, cdn.ledger_name, "estes")) == set(held) - gone
+    again = housekeep("estes", [cdn], ledgers, raw, later, max_share=1.0, say=lambda _: None)
+    assert again.assets_deleted == 0 and len(invalidator.sent) == 1
