@@ -273,12 +273,16 @@ def test_request_logs_are_common_log_format_without_the_secret(service):
     assert SECRET not in service["log"].read_text()
 
 
-def test_the_disk_cache_stays_within_its_bound(tmp_path):
+def test_the_disk_cache_stays_within_its_bound_and_forgets_one_image(tmp_path):
     cache = DiskCache(tmp_path, max_bytes=10_000)
     for i in range(40):
-        cache.put(f'"{i}"', bytes(1000))
-    assert cache.size() <= 10_000 and cache.get('"39"') == bytes(1000)
-    assert cache.get('"0"') is None
+        cache.put(f"kits/a/{i % 4}", f'"{i}"', bytes(1000))
+    assert cache.size() <= 10_000 and cache.get("kits/a/3", '"39"') == bytes(1000)
+    assert cache.get("kits/a/0", '"0"') is None
+    assert cache.get("kits/a/2", '"39"') is None  # keyed by image and ETag
+    kept = cache.get("kits/a/2", '"38"')
+    assert cache.forget("kits/a/3") >= 1 and cache.get("kits/a/3", '"39"') is None
+    assert cache.get("kits/a/2", '"38"') == kept == bytes(1000)  # another image's results stay
 
 
 def test_settings_read_a_mounted_secret_and_refuse_strict_without_one(tmp_path, monkeypatch):
