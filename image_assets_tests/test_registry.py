@@ -88,7 +88,7 @@ def test_registry_mistakes_are_one_line_each_naming_vendor_field_and_fix():
         "did you mean 'collection'? (allowed: base_url, collection, currency, kind, page_size)",
         "my-vendors.yaml: vendor 'apogee': htp: unknown field 'htp'; did you mean 'http'? "
         "(allowed: allow_private_networks, catalog, checks, currency, decimal_separator, "
-        "http, key, locale, max_pages, max_products, name)",
+        "http, key, locale, max_pages, max_products, name, retention_days)",
         "my-vendors.yaml: vendor 'acme': catalog.name: required field is missing",
         "my-vendors.yaml: vendor 'acme': catalog.nam: unknown field 'nam'; did you mean "
         "'name'? (allowed: currency, images, kind, name, next_page, page_param, price, "
