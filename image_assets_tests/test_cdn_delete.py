@@ -241,3 +241,27 @@ def test_housekeeping_on_s3_deletes_the_unreferenced_master_and_rendition_files_
     assert set(read_ledger(ledgers, cdn.ledger_name, "estes")) == set(held) - gone
     again = housekeep("estes", [cdn], ledgers, raw, later, max_share=1.0, say=lambda _: None)
     assert again.assets_deleted == 0 and len(invalidator.sent) == 1
+
+
+def test_the_cdn_resource_wires_cloudfront_from_its_settings(cloudfront, aws_env):
+    from dagster_aws.s3 import S3Resource
+    from dagster_aws.secretsmanager import SecretsManagerResource
+
+    from image_assets.defs.resources import CdnResource
+
+    client, distribution_id, bucket = cloudfront
+    resource = CdnResource(
+        backend="s3",
+        fallback="none",
+        s3_bucket=bucket,
+        cloudfront_distribution_id=distribution_id,
+        cloudfront_origin_path="cdn",
+        s3=S3Resource(region_name="us-east-1", endpoint_url=aws_env),
+        secrets=SecretsManagerResource(region_name="us-east-1", endpoint_url=aws_env),
+    )
+    (backend,), _ = resource.chain()
+    assert isinstance(backend, S3Cdn) and backend.invalidator is not None
+    backend.invalidator.invalidate(["cdn/kits/estes/a.jpg"])
+    (sent,) = backend.invalidator.sent
+    batch = client.get_invalidation(DistributionId=distribution_id, Id=sent)
+    assert batch["Invalidation"]["InvalidationBatch"]["Paths"]["Items"] == ["/kits/estes/a.jpg"]

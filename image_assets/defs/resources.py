@@ -37,8 +37,9 @@ from image_assets.storage import BlobStore, LocalBlobStore
 from image_assets.storage.s3 import S3BlobStore
 
 
-def s3_client_factory(s3: S3Resource) -> functools.partial:
-    """A picklable factory for boto3 S3 clients (worker processes build their own)."""
+def s3_client_factory(s3: S3Resource, service: str = "s3") -> functools.partial:
+    """A picklable factory for boto3 clients of ``service`` with the S3 resource's
+    region, endpoint and credentials (worker processes build their own)."""
     kwargs = {
         k: v
         for k, v in {
@@ -50,7 +51,7 @@ def s3_client_factory(s3: S3Resource) -> functools.partial:
         }.items()
         if v
     }
-    return functools.partial(boto3.client, "s3", **kwargs)
+    return functools.partial(boto3.client, service, **kwargs)
 
 
 class StorageResource(ConfigurableResource):
@@ -134,13 +135,7 @@ class CdnResource(ConfigurableResource):
         if kind == "s3":
             invalidator = None
             if self.cloudfront_distribution_id:
-                import boto3
-
-                cloudfront = boto3.client(
-                    "cloudfront",
-                    region_name=self.s3.region_name,
-                    endpoint_url=self.s3.endpoint_url or None,
-                )
+                cloudfront = s3_client_factory(self.s3, "cloudfront")()  # the same credentials
                 invalidator = CloudFrontInvalidator(
                     cloudfront, self.cloudfront_distribution_id, self.cloudfront_origin_path
                 )
