@@ -21,6 +21,24 @@ MASTER = "kits/estes/est0001"
 ACTIVATED = "20261122T031500_u0123456789abcdef01234567"
 
 
+def wait_until_healthy(
+    base: str, process: subprocess.Popen, log: Path | None = None, seconds: float = 60
+) -> None:
+    """Until ``base/healthz`` answers 200; fails with the log's tail if the service
+    exits or does not answer within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if httpx.get(f"{base}/healthz").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        said = log.read_text()[-3000:] if log is not None and log.exists() else ""
+        assert process.poll() is None, f"the service exited: {said}"
+        assert time.monotonic() < deadline, f"the service did not start: {said}"
+        time.sleep(0.2)
+
+
 def started_service(tmp_path_factory):
     """`image-assets serve` on a free port, strict, over a store holding two masters."""
     data = tmp_path_factory.mktemp("delivery")
@@ -54,16 +72,7 @@ def started_service(tmp_path_factory):
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{base}/healthz").status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        assert process.poll() is None, (data / "serve.log").read_text()
-        assert time.monotonic() < deadline, "the service did not start"
-        time.sleep(0.2)
+    wait_until_healthy(base, process, data / "serve.log")
     yield {
         "base": base,
         "cdn": cdn,

@@ -7,7 +7,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import anyio
@@ -23,6 +22,7 @@ from image_assets.delivery.admission import RETRY_AFTER_MAX, LineFull, RenderLin
 from image_assets.demo.images import ImageSpec, render_image
 from image_assets.machine import usable_cores
 from image_assets.storage import LocalBlobStore
+from image_assets_tests.delivery_service import wait_until_healthy
 from image_assets_tests.processes import free_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -153,15 +153,7 @@ def busy_service(tmp_path):
             stderr=subprocess.STDOUT,
         )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{base}/healthz").status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        assert process.poll() is None and time.monotonic() < deadline, log.read_text()
-        time.sleep(0.2)
+    wait_until_healthy(base, process, log)
     yield base, log
     process.terminate()
     process.wait(timeout=30)

@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -24,6 +23,7 @@ from image_assets.uploads.lifecycle import (
     erase,
     process,
 )
+from image_assets_tests.delivery_service import wait_until_healthy
 from image_assets_tests.processes import free_port
 from image_assets_tests.test_upload_lifecycle import (
     SMALL,
@@ -143,15 +143,7 @@ def service_with_uploads(tmp_path):
         stderr=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{base}/healthz").status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        assert process_.poll() is None and time.monotonic() < deadline
-        time.sleep(0.2)
+    wait_until_healthy(base, process_)
     yield base, stores, upload_id, tmp_path / "cache"
     process_.terminate()
     process_.wait(timeout=30)
