@@ -72,6 +72,27 @@ class LoadResult:
     def mean_bytes(self, label: str) -> float:
         return statistics.mean(self.sizes[label])
 
+    def record(self, label: str, answer: http.client.HTTPResponse, size: int, took: float) -> None:
+        """One answer (the caller holds the lock)."""
+        self.latencies.append(took)
+        self.statuses[answer.status] = self.statuses.get(answer.status, 0) + 1
+        if answer.status == 200:
+            self.sizes.setdefault(label, []).append(size)
+        elif answer.status == 503 and (answer.getheader("Retry-After") or "").isdigit():
+            self.retry_after += 1
+
+    def timed(self, threads: list[threading.Thread]) -> None:
+        """Run ``threads`` to the end, keeping the wall time and the machine's busy share."""
+        busy0, total0 = cpu_times()
+        started = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        self.wall = time.perf_counter() - started
+        busy1, total1 = cpu_times()
+        self.cpu_busy = (busy1 - busy0) / max(1, total1 - total0)
+
 
 def _connection(url: str) -> http.client.HTTPConnection:
     parts = urlsplit(url)
@@ -125,28 +146,14 @@ def run(
             if answer.status not in (200, 503):
                 failures.append(f"{url}: {answer.status} {body[:200]!r}")
             with lock:
-                result.latencies.append(took)
-                result.statuses[answer.status] = result.statuses.get(answer.status, 0) + 1
-                if answer.status == 200:
-                    result.sizes.setdefault(label, []).append(len(body))
-                elif (answer.getheader("Retry-After") or "").isdigit():
-                    result.retry_after += 1
+                result.record(label, answer, len(body), took)
             if shape == "fresh" or answer.will_close:
                 conn.close()
                 conn = None
         if conn is not None:
             conn.close()
 
-    busy0, total0 = cpu_times()
-    started = time.perf_counter()
-    threads = [threading.Thread(target=client, daemon=True) for _ in range(concurrency)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    result.wall = time.perf_counter() - started
-    busy1, total1 = cpu_times()
-    result.cpu_busy = (busy1 - busy0) / max(1, total1 - total0)
+    result.timed([threading.Thread(target=client, daemon=True) for _ in range(concurrency)])
     if failures:
         raise SystemExit(failures[0])
     return result
@@ -173,23 +180,9 @@ def burst(urls: Sequence[tuple[str, str]], accept: str = "image/webp,*/*") -> Lo
         finally:
             conn.close()
         with lock:
-            result.latencies.append(time.perf_counter() - started)
-            result.statuses[answer.status] = result.statuses.get(answer.status, 0) + 1
-            if answer.status == 200:
-                result.sizes.setdefault(label, []).append(len(body))
-            elif answer.status == 503 and (answer.getheader("Retry-After") or "").isdigit():
-                result.retry_after += 1
+            result.record(label, answer, len(body), time.perf_counter() - started)
 
-    busy0, total0 = cpu_times()
-    started = time.perf_counter()
-    threads = [threading.Thread(target=one, args=item, daemon=True) for item in urls]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    result.wall = time.perf_counter() - started
-    busy1, total1 = cpu_times()
-    result.cpu_busy = (busy1 - busy0) / max(1, total1 - total0)
+    result.timed([threading.Thread(target=one, args=item, daemon=True) for item in urls])
     if failures:
         result.statuses[-1] = len(failures)  # no answer at all: reported, not hidden
     return result

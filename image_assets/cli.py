@@ -537,9 +537,8 @@ def cmd_uploads_delete(args: argparse.Namespace) -> int:
         return 0
     cache_dir = os.environ.get("IMAGE_ASSETS_DELIVERY_CACHE_DIR")
     forgotten = 0
-    if cache_dir and done.unique_name:
-        stem = done.unique_name.rpartition(".")[0] or done.unique_name
-        forgotten = DiskCache(cache_dir).forget(f"uploads/{stem}")
+    if cache_dir and done.public_id:
+        forgotten = DiskCache(cache_dir).forget(done.public_id)
     for key in done.removed:
         print(f"removed {key}")
     print(

@@ -191,6 +191,14 @@ def activated_original_key(unique_name: str) -> str:
     return f"{stem}/original.{ext}"
 
 
+ACTIVATED_PUBLIC_ID_PREFIX = "uploads/"  # how the image service names activated uploads
+
+
+def activated_public_id(unique_name: str) -> str:
+    """The image service's public id of an activated upload: ``uploads/{stem}``."""
+    return ACTIVATED_PUBLIC_ID_PREFIX + (unique_name.rpartition(".")[0] or unique_name)
+
+
 def activated_file_key(unique_name: str, file_name: str) -> str:
     """An activated upload's master or rendition in the public area."""
     return activated_upload_file(unique_name.rpartition(".")[0], file_name)

@@ -14,7 +14,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 Profile = Literal["local", "aws"]
 PROFILES: tuple[Profile, ...] = ("local", "aws")
@@ -48,25 +48,16 @@ class PlatformSettings:
         """The settings the environment gives; ``ValueError`` (one line) for a profile
         that does not exist. An empty variable counts as unset."""
         env = os.environ if environ is None else environ
-        given = {f.name: env.get(VARIABLES[f.name]) or None for f in fields(cls)}
-        profile = given["profile"] or "local"
+        given: dict[str, Any] = {
+            f.name: env[VARIABLES[f.name]] for f in fields(cls) if env.get(VARIABLES[f.name])
+        }
+        profile = given.get("profile", "local")
         if profile not in PROFILES:
             raise ValueError(f"IMAGE_ASSETS_PROFILE must be 'local' or 'aws', not {profile!r}")
-        defaults = cls()
-        data_dir = Path(given["data_dir"] or defaults.data_dir).resolve()
-        catalog = given["catalog_db"]
-        return cls(
-            profile="aws" if profile == "aws" else "local",
-            data_dir=data_dir,
-            catalog_db=Path(catalog) if catalog else None,
-            cdn_bucket=given["cdn_bucket"] or defaults.cdn_bucket,
-            cdn_prefix=given["cdn_prefix"] or defaults.cdn_prefix,
-            uploads_bucket=given["uploads_bucket"] or defaults.uploads_bucket,
-            raw_bucket=given["raw_bucket"] or defaults.raw_bucket,
-            images_bucket=given["images_bucket"] or defaults.images_bucket,
-            s3_prefix=given["s3_prefix"] or defaults.s3_prefix,
-            delivery_url=given["delivery_url"] or defaults.delivery_url,
-        )
+        given["data_dir"] = Path(given.get("data_dir", cls.data_dir)).resolve()
+        if "catalog_db" in given:
+            given["catalog_db"] = Path(given["catalog_db"])
+        return cls(**given)  # the strings as given, every other field its default
 
     @property
     def catalog_path(self) -> Path:

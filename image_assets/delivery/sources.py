@@ -12,10 +12,10 @@ import hashlib
 from dataclasses import dataclass
 
 from image_assets.cdn.local import StoredCdn
-from image_assets.layout import activated_upload_file
+from image_assets.layout import ACTIVATED_PUBLIC_ID_PREFIX, activated_upload_file
 from image_assets.storage import BlobNotFound, BlobStore, InvalidKey, validate_key
 
-UPLOADS = "uploads/"
+UPLOADS = ACTIVATED_PUBLIC_ID_PREFIX
 MASTER_FILES = ("master.jpg", "master.png")
 
 

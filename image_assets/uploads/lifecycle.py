@@ -38,6 +38,7 @@ from image_assets.layout import (
     UPLOAD_AUDIT_PREFIX,
     activated_file_key,
     activated_original_key,
+    activated_public_id,
     rejected_key,
     rejected_reason_key,
     renditions_index_key,
@@ -474,10 +475,7 @@ def activate(stores: UploadStores, upload_id: str, now: float | None = None) -> 
     unique_name = manifest.record.unique_name or upload_id
     public_keys = []
     for key in manifest.private_keys():
-        if key == manifest.record.original_key:
-            target = activated_original_key(unique_name)
-        else:
-            target = activated_file_key(unique_name, key.rsplit("/", 1)[-1])
+        target = _public_key(manifest, unique_name, key)
         stores.public.put(target, stores.private.get(key))
         public_keys.append(target)
     for key in [*manifest.private_keys(), *manifest.index_keys()]:
@@ -493,8 +491,12 @@ class Erasure:
     row: AuditRow  # the upload's audit row, now ``deleted``
     unique_name: str | None
     removed: list[str]  # the keys deleted, store by store ("public:...", "private:...")
-    public_files: list[str]  # the public area's keys it had (a CDN in front purges them)
     already: bool = False  # erased before: nothing was left to do
+
+    @property
+    def public_id(self) -> str | None:
+        """What the image service called it (its disk cache is keyed by this)."""
+        return activated_public_id(self.unique_name) if self.unique_name else None
 
 
 def erase(stores: UploadStores, upload_id: str, now: float | None = None) -> Erasure:
@@ -515,7 +517,7 @@ def erase(stores: UploadStores, upload_id: str, now: float | None = None) -> Era
     if row is None:
         raise UploadError(f"upload {upload_id!r} is unknown; nothing was deleted", "unknown")
     if row.status == "deleted":
-        return Erasure(row, None, [], [], already=True)
+        return Erasure(row, None, [], already=True)
     if row.status == "waiting":
         raise UploadError(
             f"upload {upload_id!r} is still being received or processed; erase it once "
@@ -524,20 +526,15 @@ def erase(stores: UploadStores, upload_id: str, now: float | None = None) -> Era
         )
     manifest = load_manifest(stores.raw, upload_id)
     removed: list[str] = []
-    public_files: list[str] = []
-    unique_name = manifest.record.unique_name if manifest is not None else None
+    unique_name = None
     if manifest is not None:
         unique_name = manifest.record.unique_name or upload_id
         for key in manifest.private_keys():
             if stores.private.delete(key):
                 removed.append(f"private:{key}")
-            if key == manifest.record.original_key:
-                public = activated_original_key(unique_name)
-            else:
-                public = activated_file_key(unique_name, key.rsplit("/", 1)[-1])
+            public = _public_key(manifest, unique_name, key)
             if stores.public.delete(public):
                 removed.append(f"public:{public}")
-                public_files.append(public)
         for key in manifest.index_keys():
             if stores.private.delete(key):
                 removed.append(f"private:{key}")
@@ -550,7 +547,14 @@ def erase(stores: UploadStores, upload_id: str, now: float | None = None) -> Era
     row = row.model_copy(update={"status": "deleted", "deleted_at": deleted_at})
     stores.raw.put(upload_audit_key(upload_id), row.model_dump_json().encode(), "application/json")
     stores.raw.delete(upload_manifest_key(upload_id))  # after the row: it says what happened
-    return Erasure(row, unique_name, removed, public_files)
+    return Erasure(row, unique_name, removed)
+
+
+def _public_key(manifest: UploadManifest, unique_name: str, private_key: str) -> str:
+    """Where activation puts one of the upload's private files in the public area."""
+    if private_key == manifest.record.original_key:
+        return activated_original_key(unique_name)
+    return activated_file_key(unique_name, private_key.rsplit("/", 1)[-1])
 
 
 def expire(stores: UploadStores, ttl_hours: float, now: float | None = None) -> list[AuditRow]:

@@ -33,7 +33,6 @@ from image_assets.defs.vendors.checks import checks as vendor_checks
 from image_assets.defs.vendors.partitions import manufacturer_partitions
 from image_assets.layout import kits_csv_key
 from image_assets.steps.housekeeping import Housekeeping, housekeep, retire_old_renditions
-from image_assets.storage import BlobNotFound
 
 GROUP = "housekeeping"
 VENDOR_PRODUCTS = AssetKey("vendor_products")
@@ -100,11 +99,8 @@ def cdn_housekeeping(
     grace = timedelta(days=vendor.retention_days)
     reason = unsafe_reason(context.instance, manufacturer)
     raw = storage.raw()
-    if reason is None:
-        try:
-            raw.get(kits_csv_key(manufacturer))
-        except BlobNotFound:
-            reason = f"{manufacturer} has no kits CSV yet: what it references is unknown"
+    if reason is None and not raw.exists(kits_csv_key(manufacturer)):
+        reason = f"{manufacturer} has no kits CSV yet: what it references is unknown"
     if reason is not None:
         context.log.warning(f"Nothing deleted: {reason}")
         return MaterializeResult(

@@ -27,7 +27,6 @@ from image_assets.delivery.direct_upload import (
 )
 from image_assets.delivery.responses import text
 from image_assets.delivery.settings import DeliverySettings
-from image_assets.delivery.sources import UPLOADS
 
 
 def upload_routes(settings: DeliverySettings) -> list[Route]:
@@ -133,9 +132,8 @@ def upload_routes(settings: DeliverySettings) -> list[Route]:
             status = {"invalid": 400, "unknown": 404, "busy": 409}.get(exc.reason, 400)
             return text(status, str(exc))
         forgotten = 0
-        if settings.cache is not None and done.unique_name:
-            stem = done.unique_name.rpartition(".")[0] or done.unique_name
-            forgotten = settings.cache.forget(f"{UPLOADS}{stem}")
+        if settings.cache is not None and done.public_id:
+            forgotten = settings.cache.forget(done.public_id)
         return JSONResponse(
             {
                 "upload_id": done.row.key,
