@@ -102,6 +102,24 @@ def upload_manifest_key(upload_id: str) -> str:
     return f"state/uploads/{upload_id}.json"
 
 
+LEASES_FOLDER = "leases"
+
+
+def lease_prefix(name: str) -> str:
+    """The generations of one lease (``name``: ``upload/{id}``, ``vendor/{key}``)."""
+    return f"{LEASES_FOLDER}/{name}/"
+
+
+def lease_key(name: str, generation: int) -> str:
+    return f"{lease_prefix(name)}{generation:010d}.json"
+
+
+def lease_generation(key: str) -> int | None:
+    """The generation a lease key holds (None for any other key)."""
+    stem = key.rsplit("/", 1)[-1].removesuffix(".json")
+    return int(stem) if stem.isdigit() else None
+
+
 KITS_CSV_FOLDER = "kits/"
 KITS_CSV_SUFFIX = "_kits.csv"
 

@@ -62,6 +62,11 @@ class BlobStore(Protocol):
         """Write ``data`` at ``key`` atomically: readers see old or new bytes, never a mix."""
         ...
 
+    def put_if_absent(self, key: str, data: bytes, content_type: str | None = None) -> bool:
+        """Write ``data`` at ``key`` only if nothing is there; True when this call wrote it.
+        Of two writers that race, exactly one gets True (what leases are built on)."""
+        ...
+
     def exists(self, key: str) -> bool: ...
 
     def delete(self, key: str) -> bool:

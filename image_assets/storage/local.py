@@ -57,6 +57,23 @@ class LocalBlobStore:
     def put(self, key: str, data: bytes, content_type: str | None = None) -> None:
         atomic_write(self.path(key), data)
 
+    def put_if_absent(self, key: str, data: bytes, content_type: str | None = None) -> bool:
+        """The bytes go to a temp file first, then are hard-linked to the key: ``link``
+        fails when the name exists, so the create is atomic and never shows torn bytes."""
+        path = self.path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.link(tmp, path)
+            return True
+        except FileExistsError:
+            return False
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+
     def exists(self, key: str) -> bool:
         try:
             return self.path(key).is_file()

@@ -27,6 +27,14 @@ class MemoryBlobStore:
             self._blobs[validate_key(key)] = bytes(data)
             self._modified[key] = time.time()
 
+    def put_if_absent(self, key: str, data: bytes, content_type: str | None = None) -> bool:
+        with self._lock:
+            if validate_key(key) in self._blobs:
+                return False
+            self._blobs[key] = bytes(data)
+            self._modified[key] = time.time()
+            return True
+
     def exists(self, key: str) -> bool:
         with self._lock:
             return validate_key(key) in self._blobs

@@ -68,6 +68,21 @@ class S3BlobStore:
         extra = {"ContentType": content_type} if content_type else {}
         self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, **extra)
 
+    def put_if_absent(self, key: str, data: bytes, content_type: str | None = None) -> bool:
+        """S3's conditional write (``If-None-Match: *``): 412 when the key exists, 409 when
+        another conditional write to it is in flight; either way this one lost."""
+        extra = {"ContentType": content_type} if content_type else {}
+        try:
+            self.client.put_object(
+                Bucket=self.bucket, Key=self._key(key), Body=data, IfNoneMatch="*", **extra
+            )
+        except self.client.exceptions.ClientError as exc:
+            error = exc.response.get("Error", {}).get("Code", "")
+            if error in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409"):
+                return False
+            raise
+        return True
+
     def exists(self, key: str) -> bool:
         try:
             self.client.head_object(Bucket=self.bucket, Key=self._key(key))
