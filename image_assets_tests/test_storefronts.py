@@ -20,6 +20,7 @@ from image_assets.scraping.http import HttpClient, HttpSettings
 from image_assets.scraping.registry import Registry, parse_registry
 from image_assets.steps.originals import fetch_originals
 from image_assets.storage import LocalBlobStore
+from image_assets_tests.processes import VENDOR_RUN
 from image_assets_tests.storefronts import (
     Storefronts,
     _next_page,
@@ -129,38 +130,6 @@ def test_a_rerun_is_answered_by_304s_and_reads_the_same(shops, registry, key, tm
 # -- end to end: the kits CSV and clean_kits in a real Dagster instance ----------------
 
 
-_RUN = """
-import json, sys
-from dagster import DagsterInstance, materialize
-from image_assets.defs.profiles import build_resources
-from image_assets.defs.vendors.assets import assets as vendor_assets
-from image_assets.defs.vendors.checks import checks
-
-partition, data_dir = sys.argv[1], sys.argv[2]
-with DagsterInstance.get() as instance:
-    run = materialize(
-        [*vendor_assets, *checks],
-        partition_key=partition,
-        resources=build_resources(data_dir),
-        instance=instance,
-        raise_on_error=False,
-    )
-    metadata = {}
-    for event in run.get_asset_materialization_events():
-        mat = event.event_specific_data.materialization
-        metadata[mat.asset_key.path[-1]] = {
-            k: v.value for k, v in mat.metadata.items() if isinstance(v.value, (int, float, str))
-        }
-    checks = {
-        e.asset_check_evaluation_data.check_name: e.asset_check_evaluation_data.passed
-        for e in run.all_events
-        if e.event_type_value == "ASSET_CHECK_EVALUATION"
-    }
-    logs = [e.message for e in instance.all_logs(run.run_id) if e.message]
-print(json.dumps({"success": run.success, "metadata": metadata, "checks": checks, "logs": logs}))
-"""
-
-
 def _materialize(registry_path, data_dir, home, partition) -> dict:
     """One vendor partition in a real Dagster instance, in a process of its own: the
     manufacturer partitions come from IMAGE_ASSETS_REGISTRY when the definitions load,
@@ -172,7 +141,7 @@ def _materialize(registry_path, data_dir, home, partition) -> dict:
         "IMAGE_ASSETS_PROFILE": "local",
     }
     done = subprocess.run(
-        [sys.executable, "-c", _RUN, partition, str(data_dir)],
+        [sys.executable, "-c", VENDOR_RUN, partition, str(data_dir)],
         env=env,
         capture_output=True,
         text=True,

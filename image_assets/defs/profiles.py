@@ -59,6 +59,8 @@ def _upload_tuning() -> dict[str, Any]:
         tuning["batch_size"] = int(os.environ["IMAGE_ASSETS_UPLOAD_BATCH_SIZE"])
     if os.environ.get("IMAGE_ASSETS_UPLOAD_SETTLE_SECONDS"):
         tuning["settle_seconds"] = float(os.environ["IMAGE_ASSETS_UPLOAD_SETTLE_SECONDS"])
+    if os.environ.get("IMAGE_ASSETS_UPLOAD_LEASE_SECONDS"):
+        tuning["lease_seconds"] = float(os.environ["IMAGE_ASSETS_UPLOAD_LEASE_SECONDS"])
     return tuning
 
 

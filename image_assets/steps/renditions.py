@@ -57,12 +57,15 @@ def render_images(
     workers: int | None = None,
     say: Say = print,
     prefix_of: Callable[[ImageRecord], str] | None = None,
+    on_made: Callable[[ImageRenditions], None] | None = None,
 ) -> tuple[list[ImageRenditions], RenditionStats]:
     """One :class:`ImageRenditions` per ok image, in input order; failures carry a reason.
 
     Outputs go under ``prefix_of(image)``; by default the content-addressed
     :func:`output_prefix`, so vendor images with the same bytes share them. Images
-    with the same prefix are made once.
+    with the same prefix are made once. ``on_made`` hears of each image the moment its
+    outputs are stored (the ones made earlier first), so a caller can record outcomes
+    one by one instead of at the end of the batch.
     """
     stats = RenditionStats()
     todo = [i for i in images if i.status == "ok" and i.original_key and i.original_sha256]
@@ -85,17 +88,29 @@ def render_images(
         else:
             missing.append((key, image))
 
+    def made(image: ImageRecord) -> ImageRenditions:
+        return ImageRenditions.model_validate(
+            {**outputs[prefix(image)], "product_id": image.product_id, "position": image.position}
+        )
+
+    by_key: dict[str, list[ImageRecord]] = {}
+    for image in todo:
+        by_key.setdefault(prefix(image), []).append(image)
+    if on_made is not None:
+        for key in outputs:
+            for image in by_key[key]:
+                on_made(made(image))
     progress = ProgressReporter(say, "renditions", len(missing))
     for key, result in _run(missing, store, config, workers or default_workers()):
         outputs[key] = result
         progress.advance()
+        if on_made is not None:
+            for image in by_key[key]:
+                on_made(made(image))
 
     results = []
     for image in todo:
-        out = outputs[prefix(image)]
-        record = ImageRenditions.model_validate(
-            {**out, "product_id": image.product_id, "position": image.position}
-        )
+        record = made(image)
         results.append(record)
         if record.status == "failed":
             stats.failed += 1

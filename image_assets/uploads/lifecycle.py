@@ -54,6 +54,7 @@ from image_assets.progress import Say
 from image_assets.records import AuditRow, ImageRecord, ImageRenditions, UploadRecord
 from image_assets.steps.renditions import render_images
 from image_assets.storage import BlobNotFound, BlobStore
+from image_assets.storage.leases import Heartbeat, Lease, Leases, new_owner
 from image_assets.uploads.intake import (
     Arrival,
     IncomingArea,
@@ -224,9 +225,28 @@ def reconcile(stores: UploadStores, now: float | None = None) -> dict[str, float
             )
             manifest = UploadManifest(record=record)
             _save(stores.raw, manifest, _waiting_row(record))
-        if manifest.record.status == "waiting":
+        if _unfinished(manifest):
             waiting[upload_id] = manifest.updated_at or now
+        else:  # finished by a run stopped before it removed the claimed file
+            stores.area.remove_claimed(upload_id)
     return waiting
+
+
+def _unfinished(manifest: UploadManifest) -> bool:
+    """Claimed and not yet processed: still waiting, or accepted with renditions pending
+    (a run stopped between the two steps)."""
+    status = manifest.record.status
+    return status == "waiting" or (status == "accepted" and manifest.renditions is None)
+
+
+def upload_lease_name(upload_id: str) -> str:
+    return f"upload/{upload_id}"
+
+
+def busy_uploads(stores: UploadStores, upload_ids: Iterable[str], ttl_seconds: float) -> set[str]:
+    """The uploads of ``upload_ids`` a run holds a live lease on (being processed now)."""
+    leases = Leases(stores.raw, ttl_seconds)
+    return {i for i in upload_ids if leases.holder(upload_lease_name(i)) is not None}
 
 
 # ------------------------------------------------------------------ process (run)
@@ -237,6 +257,10 @@ class ProcessOptions:
     config: RenditionConfig
     incomplete_grace_seconds: float = 60.0  # a truncated file this fresh may still be growing
     workers: int | None = None
+    # how long an upload stays a run's after its last renewal (a killed run's uploads
+    # are taken over after this); renewed every third of it while the run works
+    lease_seconds: float = 120.0
+    owner: str = ""  # who takes the leases (a run id); a unique name when empty
 
 
 def examine(
@@ -253,10 +277,70 @@ def examine(
     """
     now = time.time() if now is None else now
     manifests = _manifests(stores, upload_ids)
-    for upload_id, manifest in manifests.items():
-        if manifest.record.status == "waiting":
-            manifests[upload_id] = _examine(stores, manifest, options, now)
+    todo = [i for i, m in manifests.items() if m.record.status == "waiting"]
+    with _Leased(stores, todo, options) as leased:
+        manifests.update(leased.fresh)
+        for upload_id in leased.ids:
+            manifest = leased.fresh[upload_id]
+            if manifest.record.status == "waiting":
+                manifests[upload_id] = _examine(stores, manifest, options, now)
+            if manifests[upload_id].record.status == "rejected":
+                leased.finish(upload_id)
     return manifests
+
+
+class _Leased:
+    """The uploads of ``upload_ids`` this run could lease, with their manifests read
+    again after the lease was taken (another run may have finished them meanwhile); the
+    others are another run's now and are left alone. The leases are renewed while the
+    work runs and given up at the end; a finished upload's lease is deleted. ``fresh``
+    also holds the uploads found finished once leased (their lease cleared at once)."""
+
+    def __init__(self, stores: UploadStores, upload_ids: list[str], options: ProcessOptions):
+        self.stores = stores
+        self.leases = Leases(stores.raw, options.lease_seconds)
+        owner = options.owner or new_owner()
+        self.held: dict[str, Lease] = {}
+        self.fresh: dict[str, UploadManifest] = {}
+        for upload_id in upload_ids:
+            lease = self.leases.acquire(upload_lease_name(upload_id), owner)
+            if lease is None:
+                continue
+            manifest = load_manifest(stores.raw, upload_id)
+            if manifest is None:  # erased meanwhile
+                self.leases.release(lease)
+                continue
+            if not _unfinished(manifest):
+                # finished by another run, which cleared the lease just before this
+                # one took it again: clear it too, nothing is left to guard
+                self.leases.clear(upload_lease_name(upload_id))
+                self.fresh[upload_id] = manifest
+                continue
+            self.held[upload_id] = lease
+            self.fresh[upload_id] = manifest
+        self.ids = list(self.held)
+        self.heartbeat = Heartbeat(
+            self.leases, {upload_lease_name(i): lease for i, lease in self.held.items()}
+        )
+
+    def __enter__(self) -> _Leased:
+        self.heartbeat.__enter__()
+        return self
+
+    def still_held(self, upload_id: str) -> bool:
+        return self.heartbeat.still_held(upload_lease_name(upload_id))
+
+    def finish(self, upload_id: str) -> None:
+        """The upload has its outcome: nobody needs its lease again."""
+        self.heartbeat.drop(upload_lease_name(upload_id))
+        self.held.pop(upload_id, None)
+        self.leases.clear(upload_lease_name(upload_id))
+
+    def __exit__(self, *exc: object) -> None:
+        self.heartbeat.__exit__(*exc)
+        for upload_id, lease in self.held.items():
+            renewed = self.heartbeat.held.get(upload_lease_name(upload_id), lease)
+            self.leases.release(renewed)
 
 
 def _manifests(stores: UploadStores, upload_ids: Iterable[str]) -> dict[str, UploadManifest]:
@@ -280,10 +364,17 @@ def render(
     worker pool; each upload under its own prefix, then its ``processed`` row."""
     now = time.time() if now is None else now
     manifests = _manifests(stores, upload_ids)
-    todo = [m for m in manifests.values() if m.record.status == "accepted" and m.renditions is None]
-    if todo:
-        for done in _render(stores, todo, options, say, now):
-            manifests[done.record.upload_id] = done
+    candidates = [i for i, m in manifests.items() if _unfinished(m)]
+    with _Leased(stores, candidates, options) as leased:
+        manifests.update(leased.fresh)
+        todo = [
+            leased.fresh[i]
+            for i in leased.ids
+            if leased.fresh[i].record.status == "accepted" and leased.fresh[i].renditions is None
+        ]
+        if todo:
+            for done in _render(stores, todo, options, say, now, leased):
+                manifests[done.record.upload_id] = done
     return manifests
 
 
@@ -383,7 +474,8 @@ def _examine(
     stores.private.put(upload_original_key(unique), data)
     kept = UploadManifest(record=accepted, attempts=manifest.attempts + 1)
     _save(stores.raw, kept, _waiting_row(accepted, "accepted; renditions pending"))
-    stores.area.remove_claimed(upload_id)  # the original is kept privately now
+    # the claimed file stays until the renditions are made: the claimed area lists
+    # exactly the unfinished uploads, so a run killed between the two steps loses none
     return kept
 
 
@@ -413,9 +505,12 @@ def _render(
     options: ProcessOptions,
     say: Say,
     now: float,
+    leased: _Leased,
 ) -> list[UploadManifest]:
     """Renditions of every accepted upload at once (the worker pool), each under its own
-    prefix; then each upload's manifest and ``processed`` row."""
+    prefix; each upload's manifest and ``processed`` row are written the moment its own
+    renditions are stored, not at the end of the batch (unless its lease was lost: the
+    run that took it over records it)."""
     fingerprint = options.config.fingerprint()
     images = [
         ImageRecord(
@@ -429,21 +524,30 @@ def _render(
         )
         for m in manifests
     ]
-    made, _ = render_images(
+    by_id = {m.record.upload_id: m for m in manifests}
+    finished: list[UploadManifest] = []
+
+    def record(renditions: ImageRenditions) -> None:
+        upload_id = renditions.product_id
+        manifest = by_id[upload_id]
+        if not leased.still_held(upload_id):
+            say(f"{upload_id}: lease lost to another run; its outcome is that run's to record")
+            return
+        done = manifest.model_copy(update={"renditions": renditions})
+        _save(stores.raw, done, upload_audit_row(manifest.record, renditions, time.time()))
+        stores.area.remove_claimed(upload_id)
+        leased.finish(upload_id)
+        finished.append(done)
+
+    render_images(
         images,
         stores.private,
         options.config,
         workers=options.workers,
         say=say,
         prefix_of=lambda image: upload_renditions_prefix(image.product_id, fingerprint),
+        on_made=record,
     )
-    by_id = {r.product_id: r for r in made}
-    finished = []
-    for manifest in manifests:
-        renditions = by_id[manifest.record.upload_id]
-        done = manifest.model_copy(update={"renditions": renditions})
-        _save(stores.raw, done, upload_audit_row(manifest.record, renditions, now))
-        finished.append(done)
     return finished
 
 

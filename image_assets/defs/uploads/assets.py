@@ -22,6 +22,7 @@ from image_assets.defs.uploads.partitions import uploads_partitions
 from image_assets.defs.uploads.resources import UploadsResource
 from image_assets.records import TagRow
 from image_assets.steps.tags import tag_images
+from image_assets.storage.leases import new_owner
 from image_assets.uploads.lifecycle import ProcessOptions, UploadError, examine, render
 
 # single-run backfill policies are what batch uploads; Dagster 1.13 still marks the
@@ -45,11 +46,17 @@ def _counts(values: Iterable[str]) -> dict[str, int]:
     return counts
 
 
-def _options(uploads: UploadsResource, renditions_config: RenditionsResource) -> ProcessOptions:
+def _options(
+    context: AssetExecutionContext,
+    uploads: UploadsResource,
+    renditions_config: RenditionsResource,
+) -> ProcessOptions:
     return ProcessOptions(
         config=renditions_config.config(),
         incomplete_grace_seconds=uploads.incomplete_grace_seconds,
         workers=renditions_config.workers or None,
+        lease_seconds=uploads.lease_seconds,
+        owner=new_owner(f"run {context.run.run_id[:8]}"),
     )
 
 
@@ -65,7 +72,7 @@ def uploaded_images(
     storage: StorageResource,
     renditions_config: RenditionsResource,
 ) -> Output[dict]:
-    options = _options(uploads, renditions_config)
+    options = _options(context, uploads, renditions_config)
     try:
         manifests = examine(uploads.stores(storage), context.partition_keys, options)
     except UploadError as exc:
@@ -100,7 +107,7 @@ def upload_renditions(
     tagger: TaggerResource,
     uploaded_images: dict,
 ) -> Output[dict]:
-    options = _options(uploads, renditions_config)
+    options = _options(context, uploads, renditions_config)
     try:
         manifests = render(
             uploads.stores(storage), list(uploaded_images), options, say=context.log.info

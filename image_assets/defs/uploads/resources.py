@@ -52,6 +52,12 @@ class UploadsResource(ConfigurableResource):
         description="a truncated image received this recently waits (its writer may have paused)",
     )
     queue_visibility_seconds: int = Field(default=300, ge=1, description="SQS visibility timeout")
+    lease_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        description="an upload stays the run's that leased it this long after its last "
+        "renewal; a killed run's uploads are taken over after it",
+    )
     ttl_hours: float = Field(
         default=2.0, gt=0, description="unactivated uploads are deleted after this"
     )

@@ -35,7 +35,7 @@ from image_assets.defs.uploads.partitions import uploads_partitions
 from image_assets.defs.uploads.resources import UploadsResource, upload_sensor_mode
 from image_assets.uploads.events import parse_s3_event
 from image_assets.uploads.intake import Arrival, S3Incoming, display_name
-from image_assets.uploads.lifecycle import UploadStores, receive, reconcile
+from image_assets.uploads.lifecycle import UploadStores, busy_uploads, receive, reconcile
 
 MODE = upload_sensor_mode()
 RANGE_START = "dagster/asset_partition_range_start"
@@ -71,15 +71,12 @@ def _run_requests(
     return requests
 
 
-def _upload_runs_in_flight(context: SensorEvaluationContext) -> bool:
-    in_flight = [
-        DagsterRunStatus.QUEUED,
-        DagsterRunStatus.NOT_STARTED,
-        DagsterRunStatus.STARTING,
-        DagsterRunStatus.STARTED,
-    ]
+def _upload_runs_not_started(context: SensorEvaluationContext) -> bool:
+    """Whether an upload run is still queued or starting: it has not leased its uploads
+    yet, so they look free although a run will take them."""
+    not_started = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING]
     runs = context.instance.get_runs_count(
-        RunsFilter(statuses=in_flight, tags={"image_assets/kind": "upload"})
+        RunsFilter(statuses=not_started, tags={"image_assets/kind": "upload"})
     )
     return runs > 0
 
@@ -112,7 +109,7 @@ def _receive_all(
             )
             continue
         outcomes[received.status] = outcomes.get(received.status, 0) + 1
-        if received.status == "claimed":
+        if received.status == "claimed" and received.upload_id not in claimed:
             claimed.append(received.upload_id)
         elif received.status == "rejected":
             context.log.warning(f"incoming entry {display_name(arrival.name)!r}: {received.reason}")
@@ -135,11 +132,15 @@ def _result(
     # claimed before an interruption and never added as partitions: they join this batch
     orphans = [i for i in earlier if not context.instance.has_dynamic_partition(name, i)]
     new_ids = claimed + orphans  # the order they are added in: each batch is a range
-    # uploads still waiting from earlier runs (a file whose writer paused, a crashed run)
-    # are tried again once no upload run is queued or running
+    # uploads still waiting from earlier runs (a file whose writer paused, a killed run)
+    # are tried again: not while a run holds their lease (it is working on them), nor
+    # while an upload run is queued (it may be theirs, and takes its leases on start)
     retries = [i for i in earlier if i not in orphans and now - waiting[i] > RETRY_AFTER]
-    if retries and _upload_runs_in_flight(context):
+    if retries and _upload_runs_not_started(context):
         retries = []
+    if retries:
+        busy = busy_uploads(stores, retries, uploads.lease_seconds)
+        retries = [i for i in retries if i not in busy]
     requests = _run_requests(new_ids, retries, uploads.batch_size, now)
     summary = ", ".join(f"{n} {k}" for k, n in sorted(outcomes.items())) or "nothing new"
     if not requests:

@@ -4,7 +4,10 @@ Assets are thin: load inputs, call one step of the core, return records and
 metadata. Records flow between assets through the JSON IO manager.
 """
 
+import contextlib
+import os
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from dagster import AssetExecutionContext, Failure, MetadataValue, Output, asset
@@ -45,6 +48,7 @@ from image_assets.steps.publish import publish_images
 from image_assets.steps.renditions import render_images
 from image_assets.steps.tags import TAGS_REVISION, tag_images
 from image_assets.storage import BlobNotFound
+from image_assets.storage.leases import Leases, LeaseTimeout, held, new_owner
 
 GROUP = "vendor_catalog"
 COMMON: dict[str, Any] = {
@@ -52,6 +56,28 @@ COMMON: dict[str, Any] = {
     "group_name": GROUP,
     "io_manager_key": "json_io_manager",
 }
+
+
+# How long a vendor's writing steps hold its lease after their last renewal, and how
+# long a second run of the same vendor waits for it (the run queue keeps one run per
+# vendor; this covers runs started outside it, such as a CLI materialize)
+VENDOR_LEASE_SECONDS = 120.0
+
+
+@contextlib.contextmanager
+def _vendor_writes(context: AssetExecutionContext, storage: StorageResource) -> Iterator[None]:
+    """One run at a time writes a vendor's CDN ledger and kits CSV: a second run of the
+    same manufacturer waits here for the first to finish that step."""
+    wait = float(os.environ.get("IMAGE_ASSETS_VENDOR_LEASE_WAIT_SECONDS") or 3600)
+    leases = Leases(storage.raw(), VENDOR_LEASE_SECONDS)
+    owner = new_owner(f"run {context.run.run_id[:8]}")
+    try:
+        with held(leases, f"vendor/{context.partition_key}", owner, wait, say=context.log.info):
+            yield
+    except LeaseTimeout as exc:
+        raise Failure(
+            f"another run of {context.partition_key} kept writing: {exc}", allow_retries=True
+        ) from None
 
 
 def _dump(records: list) -> list[dict]:
@@ -239,16 +265,17 @@ def cdn_uploads(
     backends, warnings = cdn.chain()
     for warning in warnings:
         context.log.warning(warning)
-    published, stats = publish_images(
-        context.partition_key,
-        images,
-        renditions,
-        storage.images(),
-        backends,
-        specs={spec.name: spec for spec in renditions_config.config().renditions},
-        say=context.log.info,
-        warn=context.log.warning,
-    )
+    with _vendor_writes(context, storage):  # the ledger: read, then written back
+        published, stats = publish_images(
+            context.partition_key,
+            images,
+            renditions,
+            storage.images(),
+            backends,
+            specs={spec.name: spec for spec in renditions_config.config().renditions},
+            say=context.log.info,
+            warn=context.log.warning,
+        )
     context.log.info(f"Uploaded {stats.uploaded} images in {stats.duration:.1f} seconds")
     metadata: dict[str, Any] = {
         "images_uploaded": stats.uploaded,
@@ -298,12 +325,13 @@ def kits_csv(
     data = render_csv(rows)
     raw = storage.raw()
     key = kits_csv_key(context.partition_key)
-    try:
-        changed = raw.get(key) != data
-    except BlobNotFound:
-        changed = True
-    if changed:
-        raw.put(key, data, "text/csv")
+    with _vendor_writes(context, storage):
+        try:
+            changed = raw.get(key) != data
+        except BlobNotFound:
+            changed = True
+        if changed:
+            raw.put(key, data, "text/csv")
     with_image = sum(1 for r in rows if r["image"])
     return Output(
         None,
