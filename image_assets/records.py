@@ -220,3 +220,7 @@ class TagRow(BaseModel):
     labels: list[ImageLabel] = Field(default_factory=list)
     labels_status: Literal["ok", "off", "missing"] = "off"
     labels_reason: str | None = None
+    # what the row was computed from, so a re-run with the same bytes reuses it instead of
+    # decoding again (and, for labels, asking the tagger, which may be billed, again)
+    source_sha256: str | None = None
+    labels_by: str | None = None  # the tagger's name, when labels_status is "ok"

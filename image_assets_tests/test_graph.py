@@ -213,12 +213,15 @@ def test_rerun_downloads_encodes_and_uploads_nothing(graph_run):
         renditions = _metadata(result, "image_renditions")
         uploads = _metadata(result, "cdn_uploads")
         csv = _metadata(result, "kits_csv")
+        tags = _metadata(result, "image_tags")
         # every page request was answered 304 (shopify also re-asks for its empty last page)
         assert pages["pages_fetched"] == 0 and pages["pages_not_modified"] >= pages["pages"] > 0
         assert images["images_downloaded"] == 0 and images["new_originals"] == 0
         assert renditions["images_encoded"] == 0
         assert uploads["images_uploaded"] == 0 and uploads["rendition_uploads"] == 0
         assert csv["changed"] is False
+        # same rendition bytes: every tag row is the last run's, nothing decoded again
+        assert tags["images_reused"] == tags["images_tagged"] > 0
         assert (data_dir / "raw/kits" / f"{vendor}_kits.csv").read_bytes() == csv_before[vendor]
 
 

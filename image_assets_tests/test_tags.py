@@ -4,6 +4,7 @@ image or the tagger is bad."""
 
 from __future__ import annotations
 
+import hashlib
 import http.server
 import io
 import itertools
@@ -135,11 +136,13 @@ def _made(store: LocalBlobStore, count: int, broken: set[int] = frozenset()) -> 
     made = []
     for i in range(count):
         key = f"renditions/p{i}/w400.jpeg"
+        sha256 = "0" * 64
         if i not in broken:
             img = _photo(f"tag-{i % 3}", (400, 300))
             buf = io.BytesIO()
             img.save(buf, "JPEG", quality=85)
             store.put(key, buf.getvalue())
+            sha256 = hashlib.sha256(buf.getvalue()).hexdigest()
         made.append(
             ImageRenditions(
                 product_id=f"p{i}",
@@ -153,7 +156,7 @@ def _made(store: LocalBlobStore, count: int, broken: set[int] = frozenset()) -> 
                         height=300,
                         bytes=1,
                         key=key,
-                        sha256="0" * 64,
+                        sha256=sha256,
                     )
                 ],
             )
@@ -188,6 +191,57 @@ def test_every_image_gets_a_row_and_a_down_tagger_never_fails_the_catalogue(tmp_
     assert "not asked again" in (missing[-1].labels_reason or "")
     off, _ = tag_images("m", _made(store, 2), store, None)
     assert {r.labels_status for r in off if r.status == "ok"} == {"off"}
+
+
+class CountingStore(LocalBlobStore):
+    reads: int = 0
+
+    def get(self, key: str) -> bytes:
+        self.reads += 1
+        return super().get(key)
+
+
+def test_a_rerun_with_the_same_bytes_reuses_rows_without_decoding_or_asking_the_tagger(
+    tmp_path,
+):
+    store = CountingStore(tmp_path)
+    made = _made(store, 5)
+    tagger = FlakyTagger(fail_from=100)
+    first, _ = tag_images("m", made, store, tagger)
+    assert tagger.calls == 5 and all(r.labels_by == "flaky" for r in first if r.status == "ok")
+    previous = {r.key: r for r in first}
+
+    store.reads = 0
+    again, stats = tag_images("m", made, store, tagger, previous=previous)
+    assert again == first and stats.reused == 5 and stats.tagged == 5
+    assert tagger.calls == 5 and store.reads == 0  # nothing read, nothing asked
+
+    # p2's rendition changed: its row is computed again from the new bytes
+    changed = _photo("tag-changed", (400, 300))
+    buf = io.BytesIO()
+    changed.save(buf, "JPEG", quality=85)
+    store.put("renditions/p2/w400.jpeg", buf.getvalue())
+    made[2].renditions[0].sha256 = hashlib.sha256(buf.getvalue()).hexdigest()
+    store.reads = 0
+    third, stats = tag_images("m", made, store, tagger, previous=previous)
+    assert stats.reused == 4 and store.reads == 1 and tagger.calls == 6
+    assert third[2].phash == fingerprint(Image.open(io.BytesIO(buf.getvalue()))).phash
+    assert third[2].phash != first[2].phash
+
+    # another tagger: the labels are asked of it, the hashes and colours are kept
+    class OtherTagger(FlakyTagger):
+        name = "other"
+
+    other = OtherTagger(fail_from=100)
+    fourth, stats = tag_images("m", made, store, other, previous={r.key: r for r in third})
+    assert stats.reused == 0 and other.calls == 5
+    assert [r.phash for r in fourth] == [r.phash for r in third]
+    assert {r.labels_by for r in fourth if r.status == "ok"} == {"other"}
+
+    # labels switched off: rows with labels are not passed off as label-free
+    off, stats = tag_images("m", made, store, None, previous={r.key: r for r in fourth})
+    assert stats.reused == 0 and {r.labels_status for r in off if r.status == "ok"} == {"off"}
+    assert all(r.labels == [] for r in off)
 
 
 def test_products_sharing_a_picture_are_reported_and_colourways_are_not(tmp_path):

@@ -20,7 +20,7 @@ import pandas as pd
 
 from image_assets.layout import TAGS_PREFIX, UPLOAD_TAGS_PREFIX, tags_key, upload_tags_key
 from image_assets.records import TagRow
-from image_assets.storage import BlobStore
+from image_assets.storage import BlobNotFound, BlobStore
 
 _JSON_COLUMNS = ("dominant_colours", "labels")
 
@@ -37,6 +37,16 @@ def save_upload_tag_row(raw: BlobStore, row: TagRow) -> str:
     key = upload_tags_key(row.key)
     raw.put(key, row.model_dump_json().encode(), "application/json")
     return key
+
+
+def load_manufacturer_tag_rows(raw: BlobStore, manufacturer: str) -> dict[str, TagRow]:
+    """One manufacturer's rows of the last run, by key (empty before its first)."""
+    try:
+        data = raw.get(tags_key(manufacturer))
+    except BlobNotFound:
+        return {}
+    rows = (TagRow.model_validate(r) for r in json.loads(data))
+    return {row.key: row for row in rows}
 
 
 def load_tag_rows(raw: BlobStore) -> list[TagRow]:

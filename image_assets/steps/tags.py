@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import io
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from PIL import Image
@@ -37,6 +37,7 @@ class TagStats:
     images: int = 0
     tagged: int = 0
     failed: int = 0
+    reused: int = 0  # rows taken from the previous run (same source bytes)
     labels: Counter = field(default_factory=Counter)  # labels_status -> images
 
 
@@ -58,9 +59,16 @@ def tag_images(
     images: BlobStore,
     tagger: Tagger | None,
     say: Callable[[str], None] = lambda line: None,
+    previous: Mapping[str, TagRow] | None = None,
 ) -> tuple[list[TagRow], TagStats]:
     """One :class:`TagRow` per image, in the order given. ``manufacturer`` None: the
-    images are uploads, keyed by upload id (their ``product_id``), as in the audit."""
+    images are uploads, keyed by upload id (their ``product_id``), as in the audit.
+
+    ``previous`` (rows of the last run, by key): a row whose source rendition has the
+    same sha256 is reused as it is, without reading or decoding the image, when its
+    labels are what this run would ask for (none with no tagger; this tagger's); with
+    other labels wanted, only the hashes and colours are reused. A re-run that changes
+    nothing costs no decode and no tagger call."""
     rows: list[TagRow] = []
     stats = TagStats()
     failures_in_a_row = 0
@@ -82,27 +90,38 @@ def tag_images(
             stats.failed += 1
             rows.append(TagRow(**base, status="failed", reason=item.reason or "no rendition"))
             continue
+        before = (previous or {}).get(base["key"])
+        if before is not None and (before.status != "ok" or before.source_sha256 != source.sha256):
+            before = None
+        wanted_labels = tagger.name if tagger is not None and given_up is None else None
+        if before is not None and (
+            (tagger is None and before.labels_status == "off")
+            or (
+                tagger is not None
+                and before.labels_status == "ok"
+                and before.labels_by == tagger.name
+            )
+        ):
+            stats.reused += 1
+            stats.tagged += 1
+            stats.labels[before.labels_status] += 1
+            rows.append(before.model_copy(update=base))
+            continue
+        data = b""
         try:
-            data = images.get(source.key)
-            with Image.open(io.BytesIO(data)) as img:
-                img.load()
-                facts = fingerprint(img)
+            if before is None or wanted_labels:
+                data = images.get(source.key)
+            looks = _looks(before) if before is not None else _looks_of(data)
         except (BlobNotFound, OSError, ValueError) as exc:
             stats.failed += 1
             rows.append(TagRow(**base, status="failed", reason=f"{type(exc).__name__}: {exc}"))
             continue
-        row = TagRow(
-            **base,
-            status="ok",
-            phash=facts.phash,
-            dhash=facts.dhash,
-            average_colour=facts.average,
-            dominant_colours=list(facts.dominant),
-        )
+        row = TagRow(**base, status="ok", **looks, source_sha256=source.sha256)
         if tagger is not None and given_up is None:
             try:
                 row.labels = tagger.labels(data)
                 row.labels_status = "ok"
+                row.labels_by = tagger.name
                 failures_in_a_row = 0
             except TaggerUnavailable as exc:
                 row.labels_status, row.labels_reason = "missing", str(exc)
@@ -118,6 +137,29 @@ def tag_images(
         stats.labels[row.labels_status] += 1
         rows.append(row)
     return rows, stats
+
+
+def _looks_of(data: bytes) -> dict:
+    """The hashes and colours of an encoded image (decodes it)."""
+    with Image.open(io.BytesIO(data)) as img:
+        img.load()
+        facts = fingerprint(img)
+    return {
+        "phash": facts.phash,
+        "dhash": facts.dhash,
+        "average_colour": facts.average,
+        "dominant_colours": list(facts.dominant),
+    }
+
+
+def _looks(row: TagRow) -> dict:
+    """The hashes and colours of a previous row (what :func:`_looks_of` gave then)."""
+    return {
+        "phash": row.phash,
+        "dhash": row.dhash,
+        "average_colour": row.average_colour,
+        "dominant_colours": row.dominant_colours,
+    }
 
 
 @dataclass(frozen=True)

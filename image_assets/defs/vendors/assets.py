@@ -21,7 +21,7 @@ from image_assets.catalog.kits_csv import (
     published_ids,
     render_csv,
 )
-from image_assets.catalog.tags_table import save_tag_rows
+from image_assets.catalog.tags_table import load_manufacturer_tag_rows, save_tag_rows
 from image_assets.cdn.base import CdnError
 from image_assets.cdn.cloudinary import CloudinaryCdn, quota_percentages
 from image_assets.defs.metadata import counts_table, table_shape
@@ -371,8 +371,14 @@ def image_tags(
 ) -> Output[list[dict]]:
     made = [ImageRenditions.model_validate(r) for r in image_renditions]
     started = time.monotonic()
+    previous = load_manufacturer_tag_rows(storage.raw(), context.partition_key)
     rows, stats = tag_images(
-        context.partition_key, made, storage.images(), tagger.tagger(), say=context.log.warning
+        context.partition_key,
+        made,
+        storage.images(),
+        tagger.tagger(),
+        say=context.log.warning,
+        previous=previous,
     )
     save_tag_rows(storage.raw(), context.partition_key, rows)
     return Output(
@@ -380,6 +386,7 @@ def image_tags(
         metadata={
             "images": stats.images,
             "images_tagged": stats.tagged,
+            "images_reused": stats.reused,
             "images_failed": stats.failed,
             "labels": counts_table(stats.labels, "labels", "images"),
             "tagger": tagger.kind,
