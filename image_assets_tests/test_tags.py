@@ -23,7 +23,14 @@ from image_assets.imaging.fingerprint import colour_difference, fingerprint
 from image_assets.imaging.labels import RekognitionTagger, TaggerUnavailable
 from image_assets.imaging.near_duplicates import hamming, near_duplicate_groups
 from image_assets.records import ImageLabel, ImageRenditions, RenditionFile, TagRow
-from image_assets.steps.tags import MAX_TAGGER_FAILURES, shared_picture_verdict, tag_images
+from image_assets.steps.tags import (
+    MAX_TAGGER_FAILURES,
+    SAME_COLOUR,
+    SharedPicture,
+    shared_picture_verdict,
+    shared_pictures,
+    tag_images,
+)
 from image_assets.storage import LocalBlobStore
 
 
@@ -260,6 +267,88 @@ def test_products_sharing_a_picture_are_reported_and_colourways_are_not(tmp_path
         for name, img in (("red", red), ("blue", blue))
     ]
     assert shared_picture_verdict(colourways, max_products=1, distance=4)[0]
+
+
+def _shared_by_every_pair(rows: list[TagRow], distance: int) -> list[SharedPicture]:
+    """shared_pictures the slow way: every pair of rows compared, joined transitively."""
+    hashed = [r for r in rows if r.status == "ok" and r.phash and r.dhash]
+    parent = list(range(len(hashed)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            i = parent[i]
+        return i
+
+    for i, j in itertools.combinations(range(len(hashed)), 2):
+        a, b = hashed[i], hashed[j]
+        if (
+            hamming(a.phash, b.phash) <= distance
+            and hamming(a.dhash, b.dhash) <= distance
+            and colour_difference(a.average_colour, b.average_colour) <= SAME_COLOUR
+        ):
+            parent[find(j)] = find(i)
+    groups: dict[int, list[TagRow]] = {}
+    for i, row in enumerate(hashed):
+        groups.setdefault(find(i), []).append(row)
+    found = [
+        SharedPicture(
+            products=tuple(sorted({m.product_id for m in members})),
+            images=tuple(sorted(m.key for m in members)),
+        )
+        for members in groups.values()
+        if len(members) > 1
+    ]
+    return sorted(found, key=lambda s: (-len(s.products), s.images))
+
+
+_LOOK = st.tuples(
+    st.integers(0, 2**64 - 1), st.integers(0, 2**64 - 1), st.sampled_from(["#808080", "#c81e1e"])
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    looks=st.lists(_LOOK, min_size=1, max_size=6),
+    picks=st.lists(
+        st.tuples(st.integers(0, 5), st.integers(-1, 63), st.integers(0, 9)), max_size=40
+    ),
+    distance=st.integers(0, 6),
+)
+def test_shared_pictures_equal_comparing_every_pair_with_many_exact_copies(looks, picks, distance):
+    """Exact copies (a placeholder, one photo reused) are grouped before comparing; the
+    groups must be those of comparing every pair, near copies (a bit flipped) included."""
+    rows = []
+    for n, (look, bit, product) in enumerate(picks):
+        phash, dhash, colour = looks[look % len(looks)]
+        if bit >= 0:
+            phash ^= 1 << bit
+        rows.append(
+            TagRow(
+                key=f"m/p{product}/{n}",
+                product_id=f"p{product}",
+                status="ok",
+                phash=f"{phash:016x}",
+                dhash=f"{dhash:016x}",
+                average_colour=colour,
+            )
+        )
+    assert shared_pictures(rows, distance) == _shared_by_every_pair(rows, distance)
+
+
+def test_a_placeholder_shown_by_twenty_thousand_products_is_one_picture():
+    placeholder = {"phash": "f0f0f0f00f0f0f0f", "dhash": "0123456789abcdef"}
+    rows = [
+        TagRow(
+            key=f"m/p{i}/1",
+            product_id=f"p{i}",
+            status="ok",
+            average_colour="#808080",
+            **placeholder,
+        )
+        for i in range(20_000)
+    ] + [TagRow(key="m/own/1", product_id="own", status="ok", phash="0" * 16, dhash="f" * 16)]
+    (picture,) = shared_pictures(rows, 4)
+    assert len(picture.products) == 20_000 and "own" not in picture.products
 
 
 def _facts(img: Image.Image) -> dict:

@@ -63,11 +63,12 @@ def near_duplicate_groups(
             close = np.bitwise_count(xor) <= distance
             left, right = np.nonzero(np.triu(close, k=1))
             for a, b in zip(bucket[left], bucket[right], strict=True):
+                root_a, root_b = find(int(a)), find(int(b))
+                if root_a == root_b:  # joined already: ``also`` need not be asked
+                    continue
                 if also is not None and not also(int(a), int(b)):
                     continue
-                root_a, root_b = find(int(a)), find(int(b))
-                if root_a != root_b:
-                    parent[max(root_a, root_b)] = min(root_a, root_b)
+                parent[max(root_a, root_b)] = min(root_a, root_b)
     groups: dict[int, list[int]] = {}
     for i in range(n):
         groups.setdefault(find(i), []).append(i)

@@ -181,17 +181,28 @@ def shared_pictures(rows: list[TagRow], distance: int) -> list[SharedPicture]:
     way) is two pictures, not one.
     """
     hashed = [r for r in rows if r.status == "ok" and r.phash and r.dhash]
+    # Rows with the same hashes and colour are one picture whatever the distance: they
+    # are grouped before any comparison, so a placeholder shown by 10,000 products is
+    # one entry to compare, not 50 million pairs.
+    copies: dict[tuple[str, str, str], list[TagRow]] = {}
+    for row in hashed:
+        copies.setdefault((row.phash or "", row.dhash or "", row.average_colour or ""), []).append(
+            row
+        )
+    looks = list(copies)
 
     def alike(i: int, j: int) -> bool:
-        a, b = hashed[i], hashed[j]
-        return hamming(a.dhash or "", b.dhash or "") <= distance and (
-            colour_difference(a.average_colour or "#000000", b.average_colour or "#000000")
-            <= SAME_COLOUR
+        (_, dhash_a, colour_a), (_, dhash_b, colour_b) = looks[i], looks[j]
+        return hamming(dhash_a, dhash_b) <= distance and (
+            colour_difference(colour_a or "#000000", colour_b or "#000000") <= SAME_COLOUR
         )
 
+    groups = near_duplicate_groups([phash for phash, _, _ in looks], distance, alike)
+    grouped = {i for group in groups for i in group}
+    groups += [[i] for i in range(len(looks)) if i not in grouped and len(copies[looks[i]]) > 1]
     found = []
-    for group in near_duplicate_groups([r.phash or "" for r in hashed], distance, alike):
-        members = [hashed[i] for i in group]
+    for group in groups:
+        members = [row for i in group for row in copies[looks[i]]]
         found.append(
             SharedPicture(
                 products=tuple(sorted({m.product_id or "" for m in members})),
