@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from image_assets.storage import LocalBlobStore
-from image_assets.storage.leases import Leases, LeaseTimeout, held
+from image_assets.storage.leases import Heartbeat, Leases, LeaseTimeout, held
 from image_assets.storage.memory import MemoryBlobStore
 from image_assets.storage.s3 import S3BlobStore
 
@@ -186,3 +186,30 @@ def test_a_heartbeat_keeps_a_lease_past_its_ttl(tmp_path):
         threading.Event().wait(1.5)  # well past the TTL: renewed every 0.2 s
         assert leases.acquire("upload/u2", "thief") is None
     assert leases.acquire("upload/u2", "next") is not None  # given up at the end
+
+
+class _SlowRenewals(MemoryBlobStore):
+    """Renewals (puts of an existing lease) that take a while: the window in which the
+    work can finish and clear its lease while a renewal is on its way."""
+
+    def __init__(self):
+        super().__init__()
+        self.renewing = threading.Event()
+
+    def put(self, key, data, content_type=None):
+        if key.startswith("leases/") and self.exists(key):
+            self.renewing.set()
+            threading.Event().wait(0.3)
+        super().put(key, data, content_type)
+
+
+def test_a_renewal_in_flight_never_writes_back_a_cleared_lease():
+    store = _SlowRenewals()
+    leases = Leases(store, 0.3)  # a beat every 0.1 s
+    lease = leases.acquire("upload/u3", "worker")
+    assert lease is not None
+    with Heartbeat(leases, {"upload/u3": lease}) as beat:
+        assert store.renewing.wait(5)
+        beat.drop("upload/u3")  # the work is done, while a renewal is being written
+        leases.clear("upload/u3")
+    assert list(store.list("leases/")) == []

@@ -182,23 +182,26 @@ class Heartbeat:
             with self._lock:
                 names = list(self.held)
             for name in names:
+                # renewed under the lock: once drop() returns, no renewal of that name is
+                # in flight, so a lease cleared after its work is done is never written
+                # back by a late renewal (what left expired lease files behind)
                 with self._lock:
                     lease = self.held.get(name)
-                if lease is None:
-                    continue
-                try:
-                    renewed = self.leases.renew(lease)
-                except Exception:  # a store hiccup: the next beat tries again
-                    continue
-                with self._lock:
+                    if lease is None:
+                        continue
+                    try:
+                        renewed = self.leases.renew(lease)
+                    except Exception:  # a store hiccup: the next beat tries again
+                        continue
                     if renewed is None:
                         self.lost.add(name)
                         self.held.pop(name, None)
-                    elif name in self.held:
+                    else:
                         self.held[name] = renewed
 
     def drop(self, name: str) -> Lease | None:
-        """Stop renewing ``name`` (its work is done); its lease as last renewed."""
+        """Stop renewing ``name`` (its work is done); its lease as last renewed. Waits
+        for a renewal in flight, so none follows."""
         with self._lock:
             return self.held.pop(name, None)
 
