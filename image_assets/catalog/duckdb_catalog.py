@@ -9,15 +9,27 @@ pool of one. A failed build leaves the previous tables intact.
 from __future__ import annotations
 
 import io
+import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 
-from image_assets.catalog.audit import audit_frame
+from image_assets.catalog.audit import audit_columns, audit_frame
+from image_assets.catalog.incremental import SyncStats, TableSpec, sync_table
 from image_assets.catalog.kits_csv import kits_columns, kits_table
+from image_assets.layout import (
+    KITS_CSV_FOLDER,
+    KITS_CSV_SUFFIX,
+    UPLOAD_AUDIT_PREFIX,
+    VENDOR_AUDIT_PREFIX,
+    kits_csv_key,
+    upload_id_from_audit_key,
+)
 from image_assets.records import AuditRow
+from image_assets.storage import BlobStore
 
 # How each kits CSV column type becomes a clean, typed DuckDB value.
 _CLEAN = {
@@ -29,9 +41,10 @@ _CLEAN = {
 }
 
 
-def clean_kits_sql() -> str:
-    """``CREATE TABLE clean_kits``, derived from the kits CSV column table (``kits_table()``):
-    every CSV column typed and null-safe, plus the columns derived from them."""
+def clean_kits_select(source: str = "kits") -> str:
+    """The ``SELECT`` of ``clean_kits`` rows from a frame of kits CSV rows, derived from the
+    kits CSV column table (``kits_table()``): every CSV column typed and null-safe, plus
+    the columns derived from them."""
     selects = []
     for column in kits_table():
         value = _CLEAN[column.type].format(col=_quote(column.name))
@@ -39,7 +52,12 @@ def clean_kits_sql() -> str:
         for name, expression in column.derived:
             selects.append(f"{expression.format(value=value)} AS {_quote(name)}")
     columns = ",\n    ".join(selects)
-    return f"CREATE TABLE clean_kits AS\nSELECT\n    {columns}\nFROM kits\nORDER BY manufacturer, product_id"
+    return f"SELECT\n    {columns}\nFROM {source}"
+
+
+def clean_kits_sql() -> str:
+    """``CREATE TABLE clean_kits`` from the registered frame ``kits``."""
+    return f"CREATE TABLE clean_kits AS\n{clean_kits_select()}\nORDER BY manufacturer, product_id"
 
 
 def _quote(name: str) -> str:
@@ -114,3 +132,90 @@ def _connect(db_path: str | os.PathLike[str]) -> duckdb.DuckDBPyConnection:
     path = Path(db_path)
     path.parent.mkdir(parents=True, exist_ok=True)
     return duckdb.connect(str(path))
+
+
+# ------------------------------------------------------------ kept in step, source by source
+
+_VENDOR_OR_UPLOAD_OWNER = (
+    "CASE WHEN source = 'vendor' THEN 'vendor:' || manufacturer ELSE 'upload:' || key END"
+)
+
+
+def _kits_owner(key: str) -> str:
+    return key.removeprefix(KITS_CSV_FOLDER).removesuffix(KITS_CSV_SUFFIX)
+
+
+def _kits_rows(key: str, data: bytes) -> pd.DataFrame:
+    manufacturer = _kits_owner(key)
+    frame = kits_frame({manufacturer: data})
+    others = sorted(set(frame["manufacturer"]) - {manufacturer})
+    if others:  # its rows would not be replaced with the file's next version
+        raise ValueError(f"{key} holds rows of other manufacturers: {', '.join(others[:5])}")
+    return frame
+
+
+CLEAN_KITS = TableSpec(
+    name="clean_kits",
+    columns=kits_columns(),
+    frame_of=_kits_rows,
+    empty=lambda: kits_frame({}),
+    select=clean_kits_select("batch"),
+    owner_sql="manufacturer",
+    owner_of=_kits_owner,
+    order_by="manufacturer, product_id",
+)
+
+
+def sync_clean_kits(
+    db_path: str | os.PathLike[str], raw: BlobStore, manufacturers: Iterable[str]
+) -> tuple[SyncStats, dict[str, int], list[str]]:
+    """``clean_kits`` in step with the kits CSVs of ``manufacturers`` (a manufacturer no
+    longer listed loses its rows): (stats, rows per manufacturer, manufacturers with no
+    CSV yet)."""
+    wanted = {kits_csv_key(m): m for m in manufacturers}
+    sources = [info for info in raw.list_info(KITS_CSV_FOLDER) if info.key in wanted]
+    found = {info.key for info in sources}
+    missing = sorted(m for key, m in wanted.items() if key not in found)
+    stats = sync_table(db_path, CLEAN_KITS, raw, sources)
+    return stats, _counts(db_path, "clean_kits", "manufacturer"), missing
+
+
+def _audit_owner(key: str) -> str:
+    if key.startswith(UPLOAD_AUDIT_PREFIX + "/"):
+        return "upload:" + upload_id_from_audit_key(key)
+    return "vendor:" + key.removeprefix(VENDOR_AUDIT_PREFIX + "/").removesuffix(".json")
+
+
+def _audit_rows(key: str, data: bytes) -> pd.DataFrame:
+    if key.startswith(UPLOAD_AUDIT_PREFIX + "/"):
+        return audit_frame([AuditRow.model_validate_json(data)])
+    return audit_frame([AuditRow.model_validate(r) for r in json.loads(data)])
+
+
+IMAGE_METADATA = TableSpec(
+    name="image_metadata",
+    columns=audit_columns(),
+    frame_of=_audit_rows,
+    empty=lambda: audit_frame([]),
+    select="SELECT * FROM batch",
+    owner_sql=_VENDOR_OR_UPLOAD_OWNER,
+    owner_of=_audit_owner,
+    order_by="source, key",
+)
+
+
+def sync_image_metadata(
+    db_path: str | os.PathLike[str], raw: BlobStore
+) -> tuple[SyncStats, dict[str, int]]:
+    """``image_metadata`` in step with every audit row: (stats, rows per status)."""
+    sources = [*raw.list_info(UPLOAD_AUDIT_PREFIX), *raw.list_info(VENDOR_AUDIT_PREFIX)]
+    stats = sync_table(db_path, IMAGE_METADATA, raw, sources)
+    return stats, _counts(db_path, "image_metadata", "status")
+
+
+def _counts(db_path: str | os.PathLike[str], table: str, column: str) -> dict[str, int]:
+    with _connect(db_path) as con:
+        rows = con.execute(
+            f"SELECT {_quote(column)}, count(*) FROM {table} GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+    return {str(k): int(v) for k, v in rows}

@@ -18,6 +18,7 @@ import os
 import duckdb
 import pandas as pd
 
+from image_assets.catalog.incremental import SyncStats, TableSpec, sync_table
 from image_assets.layout import TAGS_PREFIX, UPLOAD_TAGS_PREFIX, tags_key, upload_tags_key
 from image_assets.records import TagRow
 from image_assets.storage import BlobNotFound, BlobStore
@@ -60,20 +61,79 @@ def load_tag_rows(raw: BlobStore) -> list[TagRow]:
     return rows
 
 
-def build_image_tags(db_path: str | os.PathLike[str], rows: list[TagRow]) -> dict[str, int]:
-    """Replace ``image_tags``; return row counts per status."""
+def tags_frame(rows: list[TagRow]) -> pd.DataFrame:
+    """Tag rows as a frame, the JSON columns as JSON text."""
     columns = list(TagRow.model_fields)
     frame = pd.DataFrame([r.model_dump(mode="json") for r in rows], columns=columns)
     for name in _JSON_COLUMNS:
         frame[name] = frame[name].map(lambda v: json.dumps(v if v is not None else []))
     frame["position"] = frame["position"].astype("Int64")
+    return frame
+
+
+def _tags_select(source: str) -> str:
+    columns = list(TagRow.model_fields)
     selects = ", ".join(f"CAST({c} AS JSON) AS {c}" if c in _JSON_COLUMNS else c for c in columns)
+    return f"SELECT {selects} FROM {source}"
+
+
+def build_image_tags(db_path: str | os.PathLike[str], rows: list[TagRow]) -> dict[str, int]:
+    """Replace ``image_tags``; return row counts per status."""
     with duckdb.connect(str(db_path)) as con:
-        con.register("tags", frame)
+        con.register("tags", tags_frame(rows))
         con.execute("BEGIN TRANSACTION")
-        con.execute(
-            f"CREATE OR REPLACE TABLE image_tags AS SELECT {selects} FROM tags ORDER BY key"
-        )
+        con.execute(f"CREATE OR REPLACE TABLE image_tags AS {_tags_select('tags')} ORDER BY key")
         con.execute("COMMIT")
         counts = dict(con.execute("SELECT status, count(*) FROM image_tags GROUP BY 1").fetchall())
     return {str(k): int(v) for k, v in counts.items()}
+
+
+def _tags_owner(key: str) -> str:
+    if key.startswith(UPLOAD_TAGS_PREFIX + "/"):
+        return "upload:" + key.removeprefix(UPLOAD_TAGS_PREFIX + "/").removesuffix(".json")
+    return "vendor:" + key.removeprefix(TAGS_PREFIX + "/").removesuffix(".json")
+
+
+def _tags_rows(key: str, data: bytes) -> pd.DataFrame:
+    if key.startswith(UPLOAD_TAGS_PREFIX + "/"):
+        return tags_frame([TagRow.model_validate_json(data)])
+    return tags_frame([TagRow.model_validate(r) for r in json.loads(data)])
+
+
+IMAGE_TAGS = TableSpec(
+    name="image_tags",
+    columns=tuple(TagRow.model_fields),
+    frame_of=_tags_rows,
+    empty=lambda: tags_frame([]),
+    select=_tags_select("batch"),
+    owner_sql="CASE WHEN source = 'vendor' THEN 'vendor:' || manufacturer ELSE 'upload:' || key END",
+    owner_of=_tags_owner,
+    order_by="key",
+)
+
+
+def sync_image_tags(
+    db_path: str | os.PathLike[str], raw: BlobStore
+) -> tuple[SyncStats, dict[str, int]]:
+    """``image_tags`` in step with every tag row: (stats, rows per status)."""
+    sources = [*raw.list_info(TAGS_PREFIX), *raw.list_info(UPLOAD_TAGS_PREFIX)]
+    stats = sync_table(db_path, IMAGE_TAGS, raw, sources)
+    with duckdb.connect(str(db_path)) as con:
+        counts = con.execute("SELECT status, count(*) FROM image_tags GROUP BY 1").fetchall()
+    return stats, {str(k): int(v) for k, v in counts}
+
+
+def hashed_tag_rows(db_path: str | os.PathLike[str]) -> list[TagRow]:
+    """The rows of ``image_tags`` with hashes (what near-duplicate grouping needs), read
+    from the table rather than from every source blob."""
+    with duckdb.connect(str(db_path)) as con:
+        found = con.execute(
+            "SELECT key, source, manufacturer, product_id, position, phash, dhash,"
+            " average_colour FROM image_tags WHERE status = 'ok' AND phash IS NOT NULL"
+            " AND dhash IS NOT NULL ORDER BY key"
+        ).fetchall()
+    names = ("key", "source", "manufacturer", "product_id", "position", "phash", "dhash")
+    return [
+        TagRow(**dict(zip(names, row[:7], strict=True)), average_colour=row[7], status="ok")
+        for row in found
+    ]

@@ -1,7 +1,8 @@
 """The tables over every manufacturer and upload: one DuckDB writer, never in parallel.
 
 Only one process may write a DuckDB file, so partitions never touch it: these
-unpartitioned assets rebuild their tables from the kits CSVs and audit rows,
+unpartitioned assets keep their tables in step with the kits CSVs, audit and tag
+rows (only the sources that changed are read; see catalog/incremental.py),
 in the ``duckdb_writer`` pool (limit 1).
 """
 
@@ -13,19 +14,17 @@ from dagster import (
     asset,
 )
 
-from image_assets.catalog.audit import load_audit_rows
 from image_assets.catalog.duckdb_catalog import (
-    build_catalog,
-    build_image_metadata,
+    sync_clean_kits,
+    sync_image_metadata,
     table_columns,
 )
-from image_assets.catalog.tags_table import build_image_tags, load_tag_rows
+from image_assets.catalog.incremental import SyncStats
+from image_assets.catalog.tags_table import hashed_tag_rows, sync_image_tags
 from image_assets.defs.metadata import counts_table, table_shape
 from image_assets.defs.resources import CatalogResource, StorageResource, VendorRegistryResource
 from image_assets.defs.settings import catalog_freshness_policy
-from image_assets.layout import kits_csv_key
 from image_assets.steps.tags import shared_pictures
-from image_assets.storage import BlobNotFound
 
 GROUP = "catalog"
 DUCKDB_POOL = "duckdb_writer"
@@ -55,22 +54,15 @@ def clean_kits(
     storage: StorageResource,
     catalog: CatalogResource,
 ) -> MaterializeResult:
-    raw = storage.raw()
-    csvs: dict[str, bytes] = {}
-    missing = []
-    for key in registry.load().keys:
-        try:
-            csvs[key] = raw.get(kits_csv_key(key))
-        except BlobNotFound:
-            missing.append(key)
+    stats, counts, missing = sync_clean_kits(catalog.database, storage.raw(), registry.load().keys)
     if missing:
         context.log.warning(f"no kits CSV yet for: {', '.join(missing)} (materialize them first)")
-    counts = build_catalog(catalog.database, csvs)
-    context.log.info(f"clean_kits rebuilt with {sum(counts.values())} rows")
+    context.log.info(f"clean_kits: {_synced(stats)}")
     return MaterializeResult(
         metadata={
             "database": MetadataValue.path(catalog.database),
             "rows": sum(counts.values()),
+            **_sync_metadata(stats),
             "rows_by_manufacturer": counts_table(counts, "manufacturer", "rows"),
             "manufacturers_missing": ", ".join(missing) or "none",
             **table_shape(table_columns(catalog.database, "clean_kits"), sum(counts.values())),
@@ -86,15 +78,18 @@ def clean_kits(
     automation_condition=FOLLOWS_EVERY_PROCESSED_IMAGE,
     description="DuckDB table image_metadata: one audit row per processed image, uploads and vendor images alike.",
 )
-def image_metadata(storage: StorageResource, catalog: CatalogResource) -> MaterializeResult:
-    rows = load_audit_rows(storage.raw())
-    counts = build_image_metadata(catalog.database, rows)
+def image_metadata(
+    context: AssetExecutionContext, storage: StorageResource, catalog: CatalogResource
+) -> MaterializeResult:
+    stats, counts = sync_image_metadata(catalog.database, storage.raw())
+    context.log.info(f"image_metadata: {_synced(stats)}")
     return MaterializeResult(
         metadata={
-            "rows": len(rows),
+            "rows": stats.rows,
             "rows_by_status": counts_table(counts, "status", "rows"),
+            **_sync_metadata(stats),
             "database": MetadataValue.path(catalog.database),
-            **table_shape(table_columns(catalog.database, "image_metadata"), len(rows)),
+            **table_shape(table_columns(catalog.database, "image_metadata"), stats.rows),
         }
     )
 
@@ -110,10 +105,14 @@ def image_metadata(storage: StorageResource, catalog: CatalogResource) -> Materi
     "lists pictures shared across vendors.",
 )
 def image_tags_table(
-    registry: VendorRegistryResource, storage: StorageResource, catalog: CatalogResource
+    context: AssetExecutionContext,
+    registry: VendorRegistryResource,
+    storage: StorageResource,
+    catalog: CatalogResource,
 ) -> MaterializeResult:
-    rows = load_tag_rows(storage.raw())
-    counts = build_image_tags(catalog.database, rows)
+    stats, counts = sync_image_tags(catalog.database, storage.raw())
+    context.log.info(f"image_tags: {_synced(stats)}")
+    rows = hashed_tag_rows(catalog.database)
     bits = max((v.checks.near_duplicate_bits for v in registry.load().vendors), default=4)
     across = [
         s
@@ -123,14 +122,33 @@ def image_tags_table(
     lines = ["| images |", "|---|"] + [f"| {', '.join(s.images)} |" for s in across[:25]]
     return MaterializeResult(
         metadata={
-            "rows": len(rows),
+            "rows": stats.rows,
             "rows_by_status": counts_table(counts, "status", "rows"),
+            **_sync_metadata(stats),
             "pictures_shared_across_vendors": len(across),
             "shared_across_vendors": MetadataValue.md("\n".join(lines)),
             "database": MetadataValue.path(catalog.database),
-            **table_shape(table_columns(catalog.database, "image_tags"), len(rows)),
+            **table_shape(table_columns(catalog.database, "image_tags"), stats.rows),
         }
     )
+
+
+def _synced(stats: SyncStats) -> str:
+    how = "rebuilt from every source" if stats.rebuilt else "kept in step"
+    return (
+        f"{how}: {stats.rows} rows from {stats.sources} sources, {stats.read} read, "
+        f"{stats.replaced} replaced, {stats.removed} removed"
+    )
+
+
+def _sync_metadata(stats: SyncStats) -> dict:
+    return {
+        "sources": stats.sources,
+        "sources_read": stats.read,
+        "sources_replaced": stats.replaced,
+        "sources_removed": stats.removed,
+        "rebuilt": stats.rebuilt,
+    }
 
 
 assets = [clean_kits, image_metadata, image_tags_table]
