@@ -417,6 +417,49 @@ def test_the_tags_benchmark_runs():
     assert "3000 hashes, distance 4" in result.stdout
 
 
+def test_the_scale_benchmark_runs():
+    """The scale benchmark at a small catalogue: a row per stage, cold and re-run, and the
+    summary line with the ratio and the re-run's share (the re-run answered by 304s)."""
+    result = _sh(
+        ".venv/bin/python benchmarks/scale.py --products 12,24 --uploads-known ''", REPO, 600
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    for stage in ("crawl", "download", "render", "publish", "csv", "tags", "catalog tables"):
+        assert re.search(rf"^\| {stage} (\| [\d.]+ \(\d+\) ){{4}}\|$", result.stdout, re.M), stage
+    for n in (12, 24):
+        line = re.search(
+            rf"^  {n} products: cold [\d.]+ s \(([\d.]+)x .* = ([\d.]+)% of cold "
+            rf"\((\d+) answers 304\), peak RSS \d+ MB$",
+            result.stdout,
+            re.M,
+        )
+        assert line, result.stdout
+        assert int(line[3]) >= n  # every image revalidated, none fetched again
+    assert "  12 products: cold" in result.stdout and "(1.00x" in result.stdout
+    assert "Uploads:" not in result.stdout  # '' skips that half
+
+
+def test_the_scale_benchmark_drains_a_burst_with_earlier_uploads_known():
+    """The uploads half at a small size, under dagster dev: a row per case with every
+    column filled, the earlier uploads there as partitions, and the ratio lines."""
+    command = ".venv/bin/python benchmarks/scale.py --products '' --uploads-known 0,300 --burst 4"
+    result = _sh(command, REPO, 900)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    rows = re.findall(
+        r"^\| ([\d,]+) \| ([\d,]+) \| ([\d.]+) s \| .*\| ([\d.]+) s \|$", result.stdout, re.M
+    )
+    assert [(known, partitions) for known, partitions, *_ in rows] == [("0", "0"), ("300", "300")]
+    assert all(float(drain) > 0 and float(page) > 0 for _, _, drain, page in rows)
+    for case in rows:
+        assert re.search(rf"^\| {case[0]} \| .*\(\d+\) \| .*\(\d+\) \|", result.stdout, re.M)
+    assert re.search(
+        r"^  300 earlier uploads .* drain [\d.]+x the drain with 0, asset page [\d.]+x$",
+        result.stdout,
+        re.M,
+    )
+    assert "Vendor:" not in result.stdout
+
+
 def test_the_extractors_benchmark_runs():
     """The page-reading benchmark at a small count: one line per page shape, with a ratio."""
     result = _sh(".venv/bin/python benchmarks/extractors.py --pages 2", REPO, 300)
