@@ -56,6 +56,10 @@ RUN_BY = {
     "$ .venv/bin/python benchmarks/delivery.py": (
         "test_docs.py::test_the_thumbor_benchmark_commands_run"
     ),
+    "$ .venv/bin/python benchmarks/scale.py": (
+        "test_docs.py::test_the_scale_benchmark_runs and "
+        "test_docs.py::test_the_scale_benchmark_drains_a_burst_with_earlier_uploads_known"
+    ),
     "make lint": "test_docs.py::test_the_developer_commands (make lint, make typecheck: .ci/run)",
     "docker compose": (
         "needs a Docker engine (none on the CI machines); what `config` validates is "
