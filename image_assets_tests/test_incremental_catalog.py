@@ -147,7 +147,11 @@ def test_a_rewrite_that_keeps_time_and_size_is_caught_while_it_is_racy(tmp_path)
     # same length, same modification time: only the bytes tell
     path.write_bytes(path.read_bytes().replace(b'"processed"', b'"xrocessed"'))
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    with pytest.raises(ValueError, match="status"):  # read again, so its bad row is seen
+    # read again, so its bad row is seen, and the error names the source
+    with pytest.raises(
+        ValueError,
+        match=r"(?s)image_metadata: source audit/uploads/u1\.json cannot be read: .*status",
+    ):
         sync_table(db, IMAGE_METADATA, raw, _sources(raw))
     assert _keyed(db) == [("u1", "processed")]  # and the table is left as it was
     _put_upload(raw, "u1", "rejected")

@@ -158,7 +158,7 @@ E2E_VENDORS = ["woo", "alt", "next", "shopify"]
 def test_kits_csv_and_clean_kits_hold_every_product(shops, tmp_path):
     import duckdb
 
-    from image_assets.catalog.duckdb_catalog import build_catalog
+    from image_assets.catalog.duckdb_catalog import sync_clean_kits
     from image_assets.catalog.kits_csv import parse_csv
 
     registry_path = tmp_path / "vendors.yaml"
@@ -185,8 +185,8 @@ def test_kits_csv_and_clean_kits_hold_every_product(shops, tmp_path):
         } == {k: (e.name, e.price, e.currency, len(e.images)) for k, e in want[key].items()}
     # the Initiator's photo is shared by two Woo products: one download in the run
     assert shops.hits[initiator] - hits_before == 1
-    csvs = {k: (data_dir / f"raw/kits/{k}_kits.csv").read_bytes() for k in E2E_VENDORS}
-    build_catalog(str(data_dir / "catalog.duckdb"), csvs)  # what the clean_kits asset runs
+    raw = LocalBlobStore(data_dir / "raw")
+    sync_clean_kits(data_dir / "catalog.duckdb", raw, E2E_VENDORS)  # what clean_kits runs
     with duckdb.connect(str(data_dir / "catalog.duckdb"), read_only=True) as con:
         table = {
             (m, pid): (name, price, currency)

@@ -9,7 +9,6 @@ pool of one. A failed build leaves the previous tables intact.
 from __future__ import annotations
 
 import io
-import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -18,7 +17,14 @@ import duckdb
 import pandas as pd
 
 from image_assets.catalog.audit import audit_columns, audit_frame
-from image_assets.catalog.incremental import SyncStats, TableSpec, sync_table
+from image_assets.catalog.incremental import (
+    VENDOR_OR_UPLOAD_OWNER_SQL,
+    SyncStats,
+    TableSpec,
+    sync_table,
+    vendor_or_upload_owner,
+    vendor_or_upload_rows,
+)
 from image_assets.catalog.kits_csv import kits_columns, kits_table
 from image_assets.layout import (
     KITS_CSV_FOLDER,
@@ -26,7 +32,6 @@ from image_assets.layout import (
     UPLOAD_AUDIT_PREFIX,
     VENDOR_AUDIT_PREFIX,
     kits_csv_key,
-    upload_id_from_audit_key,
 )
 from image_assets.records import AuditRow
 from image_assets.storage import BlobStore
@@ -136,10 +141,6 @@ def _connect(db_path: str | os.PathLike[str]) -> duckdb.DuckDBPyConnection:
 
 # ------------------------------------------------------------ kept in step, source by source
 
-_VENDOR_OR_UPLOAD_OWNER = (
-    "CASE WHEN source = 'vendor' THEN 'vendor:' || manufacturer ELSE 'upload:' || key END"
-)
-
 
 def _kits_owner(key: str) -> str:
     return key.removeprefix(KITS_CSV_FOLDER).removesuffix(KITS_CSV_SUFFIX)
@@ -180,26 +181,16 @@ def sync_clean_kits(
     return stats, _counts(db_path, "clean_kits", "manufacturer"), missing
 
 
-def _audit_owner(key: str) -> str:
-    if key.startswith(UPLOAD_AUDIT_PREFIX + "/"):
-        return "upload:" + upload_id_from_audit_key(key)
-    return "vendor:" + key.removeprefix(VENDOR_AUDIT_PREFIX + "/").removesuffix(".json")
-
-
-def _audit_rows(key: str, data: bytes) -> pd.DataFrame:
-    if key.startswith(UPLOAD_AUDIT_PREFIX + "/"):
-        return audit_frame([AuditRow.model_validate_json(data)])
-    return audit_frame([AuditRow.model_validate(r) for r in json.loads(data)])
-
-
 IMAGE_METADATA = TableSpec(
     name="image_metadata",
     columns=audit_columns(),
-    frame_of=_audit_rows,
+    frame_of=lambda key, data: audit_frame(
+        vendor_or_upload_rows(key, data, UPLOAD_AUDIT_PREFIX, AuditRow)
+    ),
     empty=lambda: audit_frame([]),
     select="SELECT * FROM batch",
-    owner_sql=_VENDOR_OR_UPLOAD_OWNER,
-    owner_of=_audit_owner,
+    owner_sql=VENDOR_OR_UPLOAD_OWNER_SQL,
+    owner_of=lambda key: vendor_or_upload_owner(key, VENDOR_AUDIT_PREFIX, UPLOAD_AUDIT_PREFIX),
     order_by="source, key",
 )
 

@@ -21,14 +21,17 @@ is rebuilt from every source; so is a file built before this ledger existed.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
 import pandas as pd
+from pydantic import BaseModel
 
 from image_assets.storage import BlobNotFound, BlobStore
 from image_assets.storage.base import ObjectInfo
@@ -36,6 +39,30 @@ from image_assets.storage.base import ObjectInfo
 # A source modified less than this before the last build started is read again: the
 # store's clock (S3's LastModified has one-second steps) may differ from ours.
 RACY_SECONDS = 60.0
+
+M = TypeVar("M", bound=BaseModel)
+
+
+# The owner of a row in a table over vendor lists and upload rows (image_metadata,
+# image_tags): a vendor's list is owned by its manufacturer, an upload's row by its key.
+VENDOR_OR_UPLOAD_OWNER_SQL = (
+    "CASE WHEN source = 'vendor' THEN 'vendor:' || manufacturer ELSE 'upload:' || key END"
+)
+
+
+def vendor_or_upload_owner(key: str, vendor_prefix: str, upload_prefix: str) -> str:
+    """The owner (as :data:`VENDOR_OR_UPLOAD_OWNER_SQL` computes it) of a source kept at
+    ``{vendor_prefix}/{manufacturer}.json`` or ``{upload_prefix}/{upload_id}.json``."""
+    if key.startswith(upload_prefix + "/"):
+        return "upload:" + key.removeprefix(upload_prefix + "/").removesuffix(".json")
+    return "vendor:" + key.removeprefix(vendor_prefix + "/").removesuffix(".json")
+
+
+def vendor_or_upload_rows(key: str, data: bytes, upload_prefix: str, model: type[M]) -> list[M]:
+    """The records of such a source: one JSON object for an upload, a list for a vendor."""
+    if key.startswith(upload_prefix + "/"):
+        return [model.model_validate_json(data)]
+    return [model.model_validate(r) for r in json.loads(data)]
 
 
 @dataclass(frozen=True)
@@ -114,7 +141,10 @@ def sync_table(
             ledger.append((key, info.modified, info.size, sha256))
             if before is not None and before[2] == sha256:
                 continue
-            frames.append(spec.frame_of(key, data))
+            try:
+                frames.append(spec.frame_of(key, data))
+            except ValueError as exc:  # one bad source names itself; the table is untouched
+                raise ValueError(f"{spec.name}: source {key} cannot be read: {exc}") from exc
             replaced.append(key)
         kept = {key for key, *_ in ledger}
         gone = [key for key in known if key not in kept]

@@ -18,7 +18,14 @@ import os
 import duckdb
 import pandas as pd
 
-from image_assets.catalog.incremental import SyncStats, TableSpec, sync_table
+from image_assets.catalog.incremental import (
+    VENDOR_OR_UPLOAD_OWNER_SQL,
+    SyncStats,
+    TableSpec,
+    sync_table,
+    vendor_or_upload_owner,
+    vendor_or_upload_rows,
+)
 from image_assets.layout import TAGS_PREFIX, UPLOAD_TAGS_PREFIX, tags_key, upload_tags_key
 from image_assets.records import TagRow
 from image_assets.storage import BlobNotFound, BlobStore
@@ -88,26 +95,16 @@ def build_image_tags(db_path: str | os.PathLike[str], rows: list[TagRow]) -> dic
     return {str(k): int(v) for k, v in counts.items()}
 
 
-def _tags_owner(key: str) -> str:
-    if key.startswith(UPLOAD_TAGS_PREFIX + "/"):
-        return "upload:" + key.removeprefix(UPLOAD_TAGS_PREFIX + "/").removesuffix(".json")
-    return "vendor:" + key.removeprefix(TAGS_PREFIX + "/").removesuffix(".json")
-
-
-def _tags_rows(key: str, data: bytes) -> pd.DataFrame:
-    if key.startswith(UPLOAD_TAGS_PREFIX + "/"):
-        return tags_frame([TagRow.model_validate_json(data)])
-    return tags_frame([TagRow.model_validate(r) for r in json.loads(data)])
-
-
 IMAGE_TAGS = TableSpec(
     name="image_tags",
     columns=tuple(TagRow.model_fields),
-    frame_of=_tags_rows,
+    frame_of=lambda key, data: tags_frame(
+        vendor_or_upload_rows(key, data, UPLOAD_TAGS_PREFIX, TagRow)
+    ),
     empty=lambda: tags_frame([]),
     select=_tags_select("batch"),
-    owner_sql="CASE WHEN source = 'vendor' THEN 'vendor:' || manufacturer ELSE 'upload:' || key END",
-    owner_of=_tags_owner,
+    owner_sql=VENDOR_OR_UPLOAD_OWNER_SQL,
+    owner_of=lambda key: vendor_or_upload_owner(key, TAGS_PREFIX, UPLOAD_TAGS_PREFIX),
     order_by="key",
 )
 
